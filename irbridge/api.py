@@ -1,0 +1,108 @@
+"""The public API (DESIGN.md §4): load, normalize, export, save, convert, verify."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import onnx_ir as ir
+
+from . import exporters, importers
+from .errors import InputError, VerificationError
+from .verify import VerificationReport
+from .verify import verify as _verify
+
+
+@dataclasses.dataclass
+class ConversionResult:
+    model: ir.Model  # the canonical ONNX graph
+    exported: object  # the target framework's model
+    report: VerificationReport | None  # None when check=False
+    output: Path | None  # where it was saved, if anywhere
+    seconds: dict = dataclasses.field(default_factory=dict)
+
+
+def load(source, weights=None, *, format: str | None = None, inputs=None) -> ir.Model:
+    """Load a model file or object into an ONNX graph, literally (no layout changes)."""
+    return importers.load(source, weights, format=format, inputs=inputs)
+
+
+def normalize(model: ir.Model, passes=None, *, dump_dir=None) -> ir.Model:
+    """Run passes (the default pipeline, or names / pass objects in order) on a copy of `model`."""
+    from . import passes as passes_mod
+
+    copy = model.clone()
+    return passes_mod.run(copy, passes, dump_dir=dump_dir)
+
+
+def export(model: ir.Model, target: str, *, check: bool = True, inputs=None,
+           atol: float | None = None, rtol: float | None = None):
+    """Export a canonical graph to `target` ("onnx", "torch"); verified against onnxruntime
+    unless check=False (raises VerificationError on a mismatch)."""
+    exported = exporters.export_raw(model, target)
+    if check and target != "onnx":
+        report = _verify(model, exported, inputs=inputs, atol=atol, rtol=rtol)
+        if not report.ok:
+            raise VerificationError(f"the {target} export does not match onnxruntime:\n{report}", report)
+    return exported
+
+
+def save(obj, path: str | os.PathLike, *, source: str | None = None) -> Path:
+    """Save any exported object in its framework's own format, atomically."""
+    if isinstance(obj, ir.Model):
+        from .exporters.onnx import save_onnx
+
+        return save_onnx(obj, path)
+    if hasattr(obj, "irbridge_values"):
+        from .exporters.torch import save as save_torch
+
+        return save_torch(obj, path, source)
+    raise InputError(f"irbridge.save cannot save an object of type {type(obj).__name__}")
+
+
+def verify(a, b, *, inputs=None, layerwise: bool = False, atol: float | None = None,
+           rtol: float | None = None) -> VerificationReport:
+    """Compare two models on the same seeded random inputs (DESIGN.md §6)."""
+    return _verify(a, b, inputs=inputs, layerwise=layerwise, atol=atol, rtol=rtol)
+
+
+def convert(source, to: str, output=None, *, weights=None, passes=None, check: bool = True,
+            inputs=None, atol: float | None = None, rtol: float | None = None,
+            format: str | None = None, dump_dir=None) -> ConversionResult:
+    """load + normalize + export (+ verify) (+ save when `output` is given).
+
+    On a verification failure nothing is written and VerificationError is raised.
+    """
+    t0 = time.perf_counter()
+    shapes = inputs if isinstance(inputs, dict) and _all_shapes(inputs) else None
+    model = load(source, weights, format=format, inputs=inputs)
+    t1 = time.perf_counter()
+    model = normalize(model, passes, dump_dir=dump_dir)
+    t2 = time.perf_counter()
+    exported = exporters.export_raw(model, to)
+    t3 = time.perf_counter()
+    report = None
+    if check:
+        reference = model
+        report = _verify(reference, exported, inputs=shapes, atol=atol, rtol=rtol)
+    t4 = time.perf_counter()
+    seconds = {"import": t1 - t0, "passes": t2 - t1, "export": t3 - t2, "check": t4 - t3}
+    if report is not None and not report.ok:
+        raise VerificationError(f"the {to} export does not match onnxruntime:\n{report}", report)
+    out = None
+    if output is not None:
+        out = save(exported, output, source=_describe(source))
+    seconds["total"] = time.perf_counter() - t0
+    return ConversionResult(model, exported, report, out, seconds)
+
+
+def _all_shapes(d: dict) -> bool:
+    return all(isinstance(v, (tuple, list)) for v in d.values())
+
+
+def _describe(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    return type(source).__name__

@@ -1,0 +1,299 @@
+"""Build a torch.fx GraphModule from an ONNX graph, one registered converter per node.
+
+The module holds real layers (`nn.Conv2d`, `nn.Linear`, ...) named after the source layers;
+ops without a natural layer become calls of torch functions. Every constructor call is
+recorded (`ModuleSpec`) so that `codegen` can write the same module as readable code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import torch
+import torch.fx as fx
+from torch import nn
+
+from ... import provenance
+from ...errors import UnsupportedError
+from ...verify import input_specs, layer_outputs
+from . import registry
+from .registry import Unsupported
+
+# ONNX element types torch can hold and compute with.
+TORCH_DTYPES = {
+    ir.DataType.FLOAT: torch.float32,
+    ir.DataType.DOUBLE: torch.float64,
+    ir.DataType.FLOAT16: torch.float16,
+    ir.DataType.BFLOAT16: torch.bfloat16,
+    ir.DataType.INT8: torch.int8,
+    ir.DataType.INT16: torch.int16,
+    ir.DataType.INT32: torch.int32,
+    ir.DataType.INT64: torch.int64,
+    ir.DataType.UINT8: torch.uint8,
+    ir.DataType.BOOL: torch.bool,
+}
+
+
+@dataclasses.dataclass
+class ModuleSpec:
+    """How a submodule is constructed: `cls(**kwargs)`, for the generated model.py."""
+
+    cls: type
+    kwargs: dict[str, Any]
+
+
+class NodeContext:
+    """What a converter sees of one ONNX node, and how it adds to the torch graph."""
+
+    def __init__(self, builder: GraphBuilder, node: ir.Node):
+        self.builder = builder
+        self.node = node
+        self.opset = builder.opset
+
+    # --- reading the ONNX node -------------------------------------------------------------
+    def attr(self, name: str, default: Any = None) -> Any:
+        a = self.node.attributes.get(name)
+        if a is None:
+            return default
+        value = a.value
+        if isinstance(value, (ir.Tensor, ir.TensorProtocol)):
+            return value.numpy()
+        if isinstance(value, (tuple, list)):
+            return list(value)
+        return value
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.node.inputs)
+
+    def has_input(self, i: int) -> bool:
+        return i < len(self.node.inputs) and self.node.inputs[i] is not None
+
+    def value(self, i: int) -> ir.Value:
+        return self.node.inputs[i]
+
+    def const(self, i: int) -> np.ndarray | None:
+        """The input's value if it is a constant (initializer or Constant), else None."""
+        if not self.has_input(i):
+            return None
+        v = self.node.inputs[i]
+        if v.is_graph_input():
+            return None
+        tensor = v.const_value
+        return None if tensor is None else tensor.numpy()
+
+    def ints(self, i: int) -> list[int] | None:
+        c = self.const(i)
+        return None if c is None else [int(x) for x in np.asarray(c).reshape(-1)]
+
+    def shape(self, i: int) -> tuple | None:
+        """Static shape of input i (ints, or None per unknown dim), or None if unknown."""
+        v = self.node.inputs[i]
+        if v is None or v.shape is None:
+            return None
+        return tuple(d if isinstance(d, int) else None for d in v.shape)
+
+    def rank(self, i: int) -> int | None:
+        s = self.shape(i)
+        return None if s is None else len(s)
+
+    def dtype(self, i: int) -> torch.dtype | None:
+        v = self.node.inputs[i]
+        return None if v is None or v.dtype is None else TORCH_DTYPES.get(v.dtype)
+
+    def output_dtype(self, i: int = 0) -> torch.dtype | None:
+        v = self.node.outputs[i]
+        return None if v.dtype is None else TORCH_DTYPES.get(v.dtype)
+
+    def output_used(self, i: int) -> bool:
+        if i >= len(self.node.outputs):
+            return False
+        out = self.node.outputs[i]
+        return bool(out.name) and (bool(out.uses()) or out.is_graph_output())
+
+    # --- adding to the torch graph ---------------------------------------------------------
+    def x(self, i: int) -> fx.Node | None:
+        """The torch-graph value of input i (a constant becomes a buffer)."""
+        if not self.has_input(i):
+            return None
+        return self.builder.value_of(self.node.inputs[i])
+
+    def operand(self, i: int, other: int | None = None):
+        """Input i as a Python number when it is a one-element constant that broadcasting
+        lets us inline (reads better: `x * 0.5`), else as a graph value."""
+        c = self.const(i)
+        if c is not None and c.size == 1 and c.dtype.kind in "fiub":
+            other_rank = self.rank(other) if other is not None else None
+            if c.ndim == 0 or (other_rank is not None and c.ndim <= other_rank):
+                return c.reshape(()).item()
+        return self.x(i)
+
+    def module(self, cls: type, params: dict[str, np.ndarray] | None = None, **kwargs) -> str:
+        """Add `cls(**kwargs)` as a submodule named after the source layer; set its weights."""
+        return self.builder.add_module(self.node, cls, kwargs, params or {})
+
+    def call_module(self, cls: type, *args, params=None, **kwargs) -> fx.Node:
+        name = self.module(cls, params, **kwargs)
+        return self.builder.create("call_module", name, args, {}, self.out_name())
+
+    def call(self, fn, *args, **kwargs) -> fx.Node:
+        return self.builder.create("call_function", fn, args, kwargs, self.out_name())
+
+    def method(self, name: str, *args, **kwargs) -> fx.Node:
+        return self.builder.create("call_method", name, args, kwargs, self.out_name())
+
+    def split(self, node: fx.Node, n: int) -> tuple[fx.Node, ...]:
+        """Turn a tuple-valued graph node into one node per ONNX output."""
+        names = [o.name for o in self.node.outputs]
+        return tuple(
+            self.builder.create("call_function", operator.getitem, (node, k), {}, names[k] if k < len(names) else None)
+            for k in range(n)
+        )
+
+    def out_name(self, k: int = 0) -> str | None:
+        outs = self.node.outputs
+        return outs[k].name if k < len(outs) else None
+
+    def unsupported(self, why: str) -> Unsupported:
+        return Unsupported(why)
+
+
+class GraphBuilder:
+    def __init__(self, model: ir.Model):
+        self.model = model
+        self.opset = model.opset_imports.get("", 18)
+        self.graph = fx.Graph()
+        self.root = nn.Module()
+        self.specs: dict[str, ModuleSpec] = {}
+        self.buffers: dict[str, str] = {}  # onnx value name -> buffer attribute
+        self.env: dict[str, fx.Node] = {}  # onnx value name -> fx node
+        self.values: dict[str, str] = {}  # onnx value name -> fx node name
+        self._used_names: set[str] = set()
+
+    # --- names -------------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        name = provenance.python_name(base)
+        candidate, k = name, 1
+        while candidate in self._used_names or hasattr(nn.Module, candidate):
+            k += 1
+            candidate = f"{name}_{k}"
+        self._used_names.add(candidate)
+        return candidate
+
+    # --- graph -------------------------------------------------------------------------------
+    def create(self, op: str, target, args, kwargs, name: str | None) -> fx.Node:
+        node = self.graph.create_node(op, target, tuple(args), dict(kwargs),
+                                      name=provenance.python_name(name) if name else None)
+        return node
+
+    def value_of(self, value: ir.Value) -> fx.Node:
+        if value.name in self.env:
+            return self.env[value.name]
+        tensor = value.const_value
+        if tensor is None:
+            raise Unsupported(f"input {value.name!r} is produced by no node the exporter saw")
+        attr = self.fresh(value.name)
+        self.root.register_buffer(attr, _to_torch(tensor.numpy()))
+        self.buffers[value.name] = attr
+        node = self.graph.get_attr(attr)
+        self.env[value.name] = node
+        self.values[value.name] = node.name
+        return node
+
+    def add_module(self, onnx_node: ir.Node, cls, kwargs, params) -> str:
+        name = self.fresh(provenance.source_of(onnx_node))
+        with torch.device("meta"):
+            module = cls(**kwargs)
+        for pname, param in list(module.named_parameters(recurse=False)):
+            if pname not in params:
+                raise Unsupported(f"{cls.__name__} needs its {pname!r} as a constant")
+            setattr(module, pname, nn.Parameter(_to_torch(params[pname]).reshape(param.shape),
+                                                requires_grad=param.requires_grad))
+        for bname, buf in list(module.named_buffers(recurse=False)):
+            if bname in params:
+                module._buffers[bname] = _to_torch(params[bname]).reshape(buf.shape)
+            elif bname == "num_batches_tracked":
+                module._buffers[bname] = torch.tensor(0, dtype=torch.long)
+            else:
+                raise Unsupported(f"{cls.__name__} needs its {bname!r} as a constant")
+        module.eval()
+        self.root.add_module(name, module)
+        self.specs[name] = ModuleSpec(cls, kwargs)
+        return name
+
+
+def build(model: ir.Model) -> fx.GraphModule:
+    """Convert every node; raise UnsupportedError listing every node that cannot be."""
+    b = GraphBuilder(model)
+    graph = model.graph
+    for value in graph.inputs:
+        if value.name in graph.initializers:
+            continue
+        ph = b.graph.placeholder(provenance.python_name(value.name))
+        b.env[value.name] = ph
+        b.values[value.name] = ph.name
+    problems: list[tuple[ir.Node, str]] = []
+    for node in graph:
+        fn = registry.lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
+        why = None
+        if fn is None:
+            why = "no PyTorch converter for this op"
+        else:
+            bad = [v.name for v in list(node.inputs) + list(node.outputs)
+                   if v is not None and v.dtype is not None and v.dtype not in TORCH_DTYPES]
+            if bad:
+                why = f"element type {node.inputs[0].dtype if node.inputs and node.inputs[0] else '?'} has no PyTorch equivalent"
+        if why is None:
+            try:
+                result = fn(NodeContext(b, node))
+                _bind_outputs(b, node, result)
+                continue
+            except Unsupported as e:
+                why = str(e)
+        problems.append((node, why))
+        for out in node.outputs:  # keep going, to list every problem at once
+            b.env[out.name] = b.graph.placeholder(b.fresh("unsupported_" + out.name))
+    if problems:
+        raise UnsupportedError(_problem_message(problems), nodes=[n.name for n, _ in problems])
+    outs = [b.value_of(v) for v in graph.outputs]
+    b.graph.output(outs[0] if len(outs) == 1 else tuple(outs))
+    gm = fx.GraphModule(b.root, b.graph, class_name="Model")
+    gm.eval()
+    gm.irbridge_specs = b.specs
+    gm.irbridge_values = dict(b.values)
+    gm.irbridge_inputs = [v.name for v in graph.inputs if v.name not in graph.initializers]
+    gm.irbridge_outputs = [v.name for v in graph.outputs]
+    gm.irbridge_specs_in = input_specs(model)
+    gm.irbridge_layers = layer_outputs(model)
+    return gm
+
+
+def _bind_outputs(b: GraphBuilder, node: ir.Node, result) -> None:
+    results = result if isinstance(result, tuple) else (result,)
+    for out, res in zip(node.outputs, results):
+        if not out.name:
+            continue
+        b.env[out.name] = res
+        if isinstance(res, fx.Node):
+            b.values[out.name] = res.name
+    if len(results) < sum(1 for o in node.outputs if o.name and (o.uses() or o.is_graph_output())):
+        raise Unsupported(f"output {len(results)} of {node.op_type} is used but not produced")
+
+
+def _problem_message(problems) -> str:
+    lines = [f"{len(problems)} node(s) cannot be converted to PyTorch:"]
+    for node, why in problems:
+        src = node.metadata_props.get(provenance.SOURCE, node.name)
+        where = f"{node.name}" + (f" (layer {src})" if src and src != node.name else "")
+        lines.append(f"  - {where}: {node.op_type}: {why}")
+    lines.append("Supported ops are listed by `irbridge ops --target torch`.")
+    return "\n".join(lines)
+
+
+def _to_torch(array: np.ndarray) -> torch.Tensor:
+    """An owned torch tensor (the export must never share memory with the IR's weights)."""
+    return torch.tensor(np.asarray(array))

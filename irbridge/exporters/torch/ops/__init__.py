@@ -1,0 +1,1 @@
+"""Converters, one module per op family; each converter is registered with @converter."""

@@ -1,0 +1,64 @@
+"""Reductions and ArgMax/ArgMin -> torch reductions (axes as input from opset 18)."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import runtime
+from ..registry import Unsupported, converter
+
+
+def _axes(ctx):
+    if ctx.opset >= 18 or ctx.node.op_type == "ReduceSum":
+        if not ctx.has_input(1):
+            return []
+        axes = ctx.ints(1)
+        if axes is None:
+            raise Unsupported("axes computed at run time")
+        return axes
+    return list(ctx.attr("axes", []))
+
+
+def _reduction(op_type, fn, pre=None, post=None):
+    def convert(ctx):
+        axes = _axes(ctx)
+        keep = ctx.attr("keepdims", 1)
+        if not axes and ctx.attr("noop_with_empty_axes", 0):
+            return ctx.x(0)
+        x = ctx.x(0)
+        if pre is not None:
+            x = ctx.call(pre, x)
+        if fn in (torch.sum, torch.mean, torch.amax, torch.amin, torch.logsumexp) and axes:
+            y = ctx.call(fn, x, tuple(axes), keepdim=bool(keep))
+        elif fn in (torch.sum, torch.mean, torch.amax, torch.amin) and ctx.rank(0) is not None:
+            y = ctx.call(fn, x, tuple(range(ctx.rank(0))), keepdim=bool(keep))
+        else:
+            y = ctx.call(runtime.onnx_reduce, fn, x, axes, keep)
+        return ctx.call(post, y) if post is not None else y
+
+    convert.__name__ = op_type.lower()
+    converter(op_type)(convert)
+
+
+_reduction("ReduceSum", torch.sum)
+_reduction("ReduceMean", torch.mean)
+_reduction("ReduceMax", torch.amax)
+_reduction("ReduceMin", torch.amin)
+_reduction("ReduceProd", torch.prod)
+_reduction("ReduceLogSumExp", torch.logsumexp)
+_reduction("ReduceSumSquare", torch.sum, pre=torch.square)
+_reduction("ReduceL1", torch.sum, pre=torch.abs)
+_reduction("ReduceL2", torch.sum, pre=torch.square, post=torch.sqrt)
+_reduction("ReduceLogSum", torch.sum, post=torch.log)
+
+
+def _arg(op_type, fn):
+    def convert(ctx):
+        return ctx.call(runtime.onnx_arg, fn, ctx.x(0), ctx.attr("axis", 0),
+                        ctx.attr("keepdims", 1), ctx.attr("select_last_index", 0))
+
+    converter(op_type)(convert)
+
+
+_arg("ArgMax", torch.argmax)
+_arg("ArgMin", torch.argmin)

@@ -1,0 +1,260 @@
+"""Shape and data-movement ops: Reshape, Flatten, Transpose, Concat, Split, Slice, Gather, Pad, ..."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import runtime
+from ..builder import TORCH_DTYPES
+from ..registry import Unsupported, converter
+
+
+@converter("Identity")
+def identity(ctx):
+    return ctx.x(0)
+
+
+@converter("Dropout")
+def dropout(ctx):
+    if ctx.has_input(2) and (ctx.const(2) is None or bool(ctx.const(2))):
+        raise Unsupported("Dropout in training mode")
+    ratio = ctx.const(1)
+    y = ctx.call_module(nn.Dropout, ctx.x(0), p=float(ratio) if ratio is not None else 0.5)
+    if ctx.output_used(1):
+        return y, ctx.call(torch.ones_like, ctx.x(0), dtype=torch.bool)
+    return y
+
+
+@converter("Constant")
+def constant(ctx):
+    for name in ("value", "value_float", "value_int", "value_floats", "value_ints"):
+        v = ctx.attr(name)
+        if v is not None:
+            arr = np.asarray(v, dtype=np.float32 if "float" in name else None)
+            if name == "value_int" or name == "value_ints":
+                arr = arr.astype(np.int64)
+            ctx.builder.root.register_buffer(attr := ctx.builder.fresh(ctx.out_name()), torch.tensor(arr))
+            return ctx.builder.graph.get_attr(attr)
+    raise Unsupported("Constant of a non-tensor kind")
+
+
+@converter("Cast", since=6)
+def cast(ctx):
+    to = ctx.attr("to")
+    import onnx_ir as ir
+
+    dtype = TORCH_DTYPES.get(ir.DataType(to))
+    if dtype is None:
+        raise Unsupported(f"Cast to {ir.DataType(to).name}")
+    return ctx.method("to", ctx.x(0), dtype)
+
+
+@converter("CastLike")
+def cast_like(ctx):
+    return ctx.method("type_as", ctx.x(0), ctx.x(1))
+
+
+@converter("Reshape", since=5)
+def reshape(ctx):
+    shape = ctx.ints(1)
+    allowzero = ctx.attr("allowzero", 0)
+    if shape is None:
+        return ctx.call(runtime.onnx_reshape, ctx.x(0), ctx.method("tolist", ctx.x(1)), allowzero)
+    if 0 in shape and not allowzero:
+        in_shape = ctx.shape(0)
+        if in_shape is None or any(in_shape[i] is None for i, s in enumerate(shape) if s == 0):
+            return ctx.call(runtime.onnx_reshape, ctx.x(0), shape, allowzero)
+        shape = [in_shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    return ctx.method("reshape", ctx.x(0), *shape)
+
+
+@converter("Flatten")
+def flatten(ctx):
+    axis = ctx.attr("axis", 1)
+    rank = ctx.rank(0)
+    if axis == 1 or (rank is not None and axis == 1 - rank):
+        return ctx.call_module(nn.Flatten, ctx.x(0))
+    return ctx.call(runtime.onnx_flatten, ctx.x(0), axis)
+
+
+@converter("Transpose")
+def transpose(ctx):
+    perm = ctx.attr("perm")
+    if perm is None:
+        rank = ctx.rank(0)
+        if rank is None:
+            raise Unsupported("Transpose without perm of an input of unknown rank")
+        perm = list(reversed(range(rank)))
+    return ctx.method("permute", ctx.x(0), *perm)
+
+
+@converter("Concat")
+def concat(ctx):
+    return ctx.call(torch.cat, [ctx.x(i) for i in range(ctx.num_inputs) if ctx.has_input(i)],
+                    dim=ctx.attr("axis"))
+
+
+@converter("Split", since=13)
+def split(ctx):
+    axis = ctx.attr("axis", 0)
+    n = len(ctx.node.outputs)
+    sizes = ctx.ints(1) if ctx.has_input(1) else None
+    if ctx.has_input(1) and sizes is None:
+        raise Unsupported("split sizes computed at run time")
+    parts = ctx.call(runtime.onnx_split, ctx.x(0), sizes if sizes is not None else n, axis)
+    return ctx.split(parts, n)
+
+
+@converter("Squeeze", since=13)
+def squeeze(ctx):
+    if not ctx.has_input(1):
+        return ctx.call(runtime.onnx_squeeze, ctx.x(0))
+    axes = ctx.ints(1)
+    if axes is None:
+        raise Unsupported("axes computed at run time")
+    if len(axes) == 1 and axes[0] >= 0:
+        return ctx.method("squeeze", ctx.x(0), axes[0])
+    return ctx.call(runtime.onnx_squeeze, ctx.x(0), axes)
+
+
+@converter("Unsqueeze", since=13)
+def unsqueeze(ctx):
+    axes = ctx.ints(1)
+    if axes is None:
+        raise Unsupported("axes computed at run time")
+    if len(axes) == 1 and axes[0] >= 0:
+        return ctx.method("unsqueeze", ctx.x(0), axes[0])
+    return ctx.call(runtime.onnx_unsqueeze, ctx.x(0), axes)
+
+
+@converter("Slice", since=10)
+def slice_(ctx):
+    starts, ends = ctx.ints(1), ctx.ints(2)
+    axes = ctx.ints(3) if ctx.has_input(3) else None
+    steps = ctx.ints(4) if ctx.has_input(4) else None
+    if starts is None or ends is None or (ctx.has_input(3) and axes is None) or (ctx.has_input(4) and steps is None):
+        raise Unsupported("slice bounds computed at run time")
+    rank = ctx.rank(0)
+    if rank is not None and (steps is None or all(s > 0 for s in steps)):
+        axes = list(range(len(starts))) if axes is None else [a % rank for a in axes]
+        index = [slice(None)] * (max(axes) + 1)
+        for a, s, e, st in zip(axes, starts, ends, steps or [1] * len(starts)):
+            index[a] = slice(_clip(s), _clip(e), None if st == 1 else st)
+        return ctx.call(operator.getitem, ctx.x(0), tuple(index))
+    return ctx.call(runtime.onnx_slice, ctx.x(0), starts, ends, axes, steps)
+
+
+def _clip(i: int) -> int | None:
+    """ONNX uses INT64 extremes for 'to the end'; Python slices say that with None."""
+    if i >= 2**31 - 1:
+        return None
+    return max(i, -(2**31))
+
+
+@converter("Gather", since=13)
+def gather(ctx):
+    axis = ctx.attr("axis", 0)
+    idx = ctx.const(1)
+    if idx is not None and idx.ndim == 0 and idx >= 0:
+        return ctx.method("select", ctx.x(0), axis, int(idx))
+    return ctx.call(runtime.onnx_gather, ctx.x(0), ctx.x(1), axis)
+
+
+@converter("GatherElements", since=13)
+def gather_elements(ctx):
+    return ctx.call(runtime.onnx_gather_elements, ctx.x(0), ctx.x(1), ctx.attr("axis", 0))
+
+
+@converter("Shape", since=15)
+def shape(ctx):
+    return ctx.call(runtime.onnx_shape, ctx.x(0), ctx.attr("start", 0), ctx.attr("end", None))
+
+
+@converter("Size")
+def size(ctx):
+    return ctx.call(torch.tensor, ctx.method("numel", ctx.x(0)), dtype=torch.long)
+
+
+@converter("Expand", since=8)
+def expand(ctx):
+    shape = ctx.ints(1)
+    if shape is None:
+        return ctx.call(runtime.onnx_expand, ctx.x(0), ctx.method("tolist", ctx.x(1)))
+    return ctx.call(runtime.onnx_expand, ctx.x(0), shape)
+
+
+@converter("Tile", since=13)
+def tile(ctx):
+    reps = ctx.ints(1)
+    if reps is None:
+        raise Unsupported("repeats computed at run time")
+    return ctx.method("repeat", ctx.x(0), *reps)
+
+
+@converter("Pad", since=18)
+def pad(ctx):
+    pads = ctx.ints(1)
+    if pads is None:
+        raise Unsupported("pads computed at run time")
+    mode = ctx.attr("mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    value = ctx.operand(2) if ctx.has_input(2) else 0.0
+    if hasattr(value, "op"):
+        raise Unsupported("a pad value computed at run time")
+    axes = ctx.ints(3) if ctx.has_input(3) else None
+    if axes is not None:
+        rank = ctx.rank(0)
+        if rank is None:
+            raise Unsupported("Pad with axes on an input of unknown rank")
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes):
+            full[a % rank] = pads[k]
+            full[a % rank + rank] = pads[k + len(axes)]
+        pads = full
+    return ctx.call(runtime.onnx_pad, ctx.x(0), pads, mode, value)
+
+
+@converter("ConstantOfShape", since=9)
+def constant_of_shape(ctx):
+    value = ctx.attr("value")
+    value = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    dtype = torch.from_numpy(value.copy()).dtype
+    shape = ctx.ints(0)
+    shape_arg = shape if shape is not None else ctx.method("tolist", ctx.x(0))
+    return ctx.call(torch.full, shape_arg, value[0].item(), dtype=dtype)
+
+
+@converter("Range", since=11)
+def range_(ctx):
+    return ctx.call(runtime.onnx_range, ctx.x(0), ctx.x(1), ctx.x(2))
+
+
+@converter("DepthToSpace", since=13)
+def depth_to_space(ctx):
+    mode = ctx.attr("mode", "DCR")
+    return ctx.call(runtime.depth_to_space, ctx.x(0), ctx.attr("blocksize"),
+                    mode.decode() if isinstance(mode, bytes) else mode)
+
+
+@converter("SpaceToDepth", since=13)
+def space_to_depth(ctx):
+    return ctx.call(runtime.space_to_depth, ctx.x(0), ctx.attr("blocksize"))
+
+
+@converter("Trilu")
+def trilu(ctx):
+    k = ctx.operand(1) if ctx.has_input(1) else 0
+    fn = torch.triu if ctx.attr("upper", 1) else torch.tril
+    return ctx.call(fn, ctx.x(0), k)
+
+
+@converter("CumSum", since=14)
+def cumsum(ctx):
+    axis = ctx.ints(1)
+    if axis is None or ctx.attr("exclusive", 0) or ctx.attr("reverse", 0):
+        raise Unsupported("CumSum with exclusive/reverse or a run-time axis")
+    return ctx.call(torch.cumsum, ctx.x(0), axis[0])

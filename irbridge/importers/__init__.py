@@ -1,0 +1,81 @@
+"""Importers: each lifts one source format literally into an onnx_ir.Model.
+
+An importer is a function `(source, weights, inputs) -> ir.Model` registered here by format
+name as "module:function", so that importing irbridge never imports a framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import logging
+
+import onnx_ir as ir
+from onnx_ir.passes import common
+
+from .. import formats, provenance
+from ..errors import InputError, UnsupportedError
+
+CANONICAL_OPSET = 18
+
+# format name -> "module:function" (relative to this package)
+REGISTRY: dict[str, str] = {
+    "onnx": ".onnx_model:load",
+    "torch": ".pytorch:load",
+}
+
+_NOT_YET = {
+    "torch-file": "a .pt/.pth file holds pickled Python objects, which irbridge never unpickles; "
+    "build the module in Python and pass it to irbridge.load(module, inputs=...)",
+}
+
+
+def load(source, weights=None, *, format: str | None = None, inputs=None) -> ir.Model:
+    """Load any supported source into an ONNX graph (onnx_ir.Model), literally.
+
+    The result is at opset 18 or newer and carries provenance metadata (DESIGN.md §3).
+    """
+    fmt = format or formats.detect(source)
+    target = REGISTRY.get(fmt)
+    if target is None:
+        where = f"{os.fspath(source)}: " if isinstance(source, (str, os.PathLike)) else ""
+        why = _NOT_YET.get(fmt, f"no importer for the {fmt!r} format in this version of irbridge")
+        known = ", ".join(sorted(REGISTRY))
+        raise UnsupportedError(f"{where}{why} (formats it reads: {known}).")
+    module_name, func = target.split(":")
+    importer = getattr(importlib.import_module(module_name, __name__), func)
+    model = importer(source, weights, inputs)
+    return finish(model, fmt)
+
+
+def finish(model: ir.Model, fmt: str) -> ir.Model:
+    """What every importer's result gets: opset >= 18, provenance, the source format."""
+    opset = model.opset_imports.get("", None)
+    if opset is None:
+        raise InputError("the model imports no default-domain ONNX opset; it is not a valid ONNX model.")
+    model.metadata_props.setdefault(provenance.SOURCE_OPSET, str(opset))
+    # Old files list initializers as graph inputs too (IR < 4); they are weights, not inputs.
+    common.RemoveInitializersFromInputsPass()(model)
+    if opset < CANONICAL_OPSET:
+        upgrade_opset(model, CANONICAL_OPSET)
+    provenance.fill_defaults(model.graph)
+    model.metadata_props[provenance.SOURCE_FORMAT] = fmt
+    return model
+
+
+def upgrade_opset(model: ir.Model, target: int) -> None:
+    """Version-convert `model` in place to `target` (onnx's converter where onnxscript has none)."""
+    from onnxscript import version_converter
+
+    logger = logging.getLogger("onnxscript.version_converter")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # it warns when it falls back to onnx's converter
+    try:
+        version_converter.convert_version(model, target, fallback=True)
+    except Exception as e:  # the converters raise many types
+        raise UnsupportedError(
+            f"cannot convert the model from opset {model.opset_imports.get('')} to {target}: {e}"
+        ) from e
+    finally:
+        logger.setLevel(level)
