@@ -6,26 +6,42 @@
     net = irbridge.export(m, "torch")         # verified against onnxruntime
     irbridge.save(net, "out_dir")
 
-Frameworks (torch, TensorFlow) are imported only when a function needs them.
+Everything is imported on first use: `import irbridge` loads neither ONNX nor any framework,
+and torch or TensorFlow only when a function needs them.
 """
 
-from .api import ConversionResult, convert, export, load, normalize, save, verify
-from .errors import InputError, IrbridgeError, UnsupportedError, VerificationError
-from .verify import VerificationReport
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConversionResult",
-    "InputError",
-    "IrbridgeError",
-    "UnsupportedError",
-    "VerificationError",
-    "VerificationReport",
-    "convert",
-    "export",
-    "load",
-    "normalize",
-    "save",
-    "verify",
-]
+_EXPORTS = {
+    "load": "api",
+    "normalize": "api",
+    "export": "api",
+    "save": "api",
+    "convert": "api",
+    "verify": "api",
+    "ConversionResult": "api",
+    "VerificationReport": "verify",
+    "IrbridgeError": "errors",
+    "InputError": "errors",
+    "UnsupportedError": "errors",
+    "VerificationError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'irbridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

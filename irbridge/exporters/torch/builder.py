@@ -63,8 +63,8 @@ class NodeContext:
         if isinstance(value, (ir.Tensor, ir.TensorProtocol)):
             return value.numpy()
         if isinstance(value, (tuple, list)):
-            return list(value)
-        return value
+            return [_f32(v) for v in value]
+        return _f32(value)
 
     @property
     def num_inputs(self) -> int:
@@ -292,6 +292,12 @@ def _problem_message(problems) -> str:
         lines.append(f"  - {where}: {node.op_type}: {why}")
     lines.append("Supported ops are listed by `irbridge ops --target torch`.")
     return "\n".join(lines)
+
+
+def _f32(v):
+    """ONNX float attributes are float32: give them their shortest float32 spelling, so that
+    generated code reads `eps=1e-05`, not `eps=9.999999747378752e-06`."""
+    return float(str(np.float32(v))) if isinstance(v, float) else v
 
 
 def _to_torch(array: np.ndarray) -> torch.Tensor:

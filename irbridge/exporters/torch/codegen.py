@@ -38,7 +38,7 @@ def module_source(gm: torch.fx.GraphModule, source: str = "an ONNX graph") -> st
     body = code.src
     for global_name, fn in helpers.items():
         body = re.sub(rf"\b{re.escape(global_name)}\b", fn.__name__, body)
-    body = re.sub(r";\s+\w+ = None", "", body)  # fx's eager-free statements, noise to a reader
+    body = re.sub(r";\s+(\w+ = )+None", "", body)  # fx's eager-free statements, noise to a reader
     body = "\n".join(line for line in body.splitlines() if line.strip())
     lines = [_HEADER.format(doc="A PyTorch model converted by irbridge.", source=source)]
     for fn in _with_dependencies(helpers.values()):

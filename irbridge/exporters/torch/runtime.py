@@ -165,7 +165,8 @@ def onnx_range(start, limit, delta):
 
 
 def onnx_reduce(fn, x, axes, keepdims):
-    """Reduce over `axes` (all when empty) with `fn(x, dim, keepdim)`, one axis at a time."""
+    """Reduce over `axes` (all when empty) with torch.<fn>(x, dim, keepdim), one axis at a time."""
+    fn = getattr(torch, fn)
     dims = sorted({int(a) % x.dim() for a in axes} if axes else range(x.dim()), reverse=True)
     for d in dims:
         x = fn(x, d, keepdim=bool(keepdims))
@@ -173,7 +174,8 @@ def onnx_reduce(fn, x, axes, keepdims):
 
 
 def onnx_arg(fn, x, axis, keepdims, select_last_index):
-    """ArgMax/ArgMin; select_last_index picks the last of tied values."""
+    """ArgMax/ArgMin (fn "argmax"/"argmin"); select_last_index picks the last of tied values."""
+    fn = getattr(torch, fn)
     if select_last_index:
         flipped = fn(x.flip(axis), dim=axis, keepdim=bool(keepdims))
         return x.shape[axis] - 1 - flipped

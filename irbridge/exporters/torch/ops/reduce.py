@@ -33,7 +33,7 @@ def _reduction(op_type, fn, pre=None, post=None):
         elif fn in (torch.sum, torch.mean, torch.amax, torch.amin) and ctx.rank(0) is not None:
             y = ctx.call(fn, x, tuple(range(ctx.rank(0))), keepdim=bool(keep))
         else:
-            y = ctx.call(runtime.onnx_reduce, fn, x, axes, keep)
+            y = ctx.call(runtime.onnx_reduce, fn.__name__, x, axes, keep)
         return ctx.call(post, y) if post is not None else y
 
     convert.__name__ = op_type.lower()
@@ -54,7 +54,7 @@ _reduction("ReduceLogSum", torch.sum, post=torch.log)
 
 def _arg(op_type, fn):
     def convert(ctx):
-        return ctx.call(runtime.onnx_arg, fn, ctx.x(0), ctx.attr("axis", 0),
+        return ctx.call(runtime.onnx_arg, fn.__name__, ctx.x(0), ctx.attr("axis", 0),
                         ctx.attr("keepdims", 1), ctx.attr("select_last_index", 0))
 
     converter(op_type)(convert)

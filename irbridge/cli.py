@@ -1,0 +1,365 @@
+"""The `irbridge` command (DESIGN.md §5).
+
+Exit codes: 0 done (and verified unless --no-check); 1 verification failed (nothing written);
+2 bad input, unsupported construct or usage error. `--json` prints exactly one JSON object on
+stdout; logs go to stderr. Heavy modules are imported inside the commands, so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+TARGETS = ("onnx", "torch", "keras", "tf")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2 on usage errors too, but we want our JSON
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="irbridge", description="Convert trained networks between frameworks "
+                "through ONNX, and verify the result against onnxruntime.")
+    p.add_argument("--version", action="version", version="irbridge 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("convert", help="convert a model to another framework (verified)")
+    c.add_argument("src")
+    c.add_argument("weights", nargs="?")
+    c.add_argument("--to", required=True, choices=TARGETS)
+    c.add_argument("-o", "--output", required=True)
+    c.add_argument("--from", dest="fmt", help="source format when the suffix does not tell")
+    c.add_argument("--passes", help="comma-separated pass names (default: the default pipeline)")
+    c.add_argument("--input", action="append", default=[], metavar="NAME:D1,D2,...",
+                   help="input shape where the model does not fix it (repeatable)")
+    c.add_argument("--no-check", action="store_true", help="skip verification against onnxruntime")
+    c.add_argument("--atol", type=float)
+    c.add_argument("--rtol", type=float)
+    c.add_argument("--dump-ir", metavar="DIR", help="write the graph after each step for Netron")
+    _common(c)
+
+    i = sub.add_parser("inspect", help="show a model's inputs, outputs, ops and size")
+    i.add_argument("model")
+    i.add_argument("weights", nargs="?")
+    i.add_argument("--from", dest="fmt")
+    _common(i)
+
+    v = sub.add_parser("verify", help="compare two models on the same seeded inputs")
+    v.add_argument("a")
+    v.add_argument("b")
+    v.add_argument("--inputs", metavar="X.npz", help="inputs keyed by input name")
+    v.add_argument("--layerwise", action="store_true", help="compare every layer; report the first divergence")
+    v.add_argument("--atol", type=float)
+    v.add_argument("--rtol", type=float)
+    _common(v)
+
+    ps = sub.add_parser("passes", help="list the graph passes")
+    _common(ps)
+
+    o = sub.add_parser("ops", help="the op coverage table, generated from the registries")
+    g = o.add_mutually_exclusive_group()
+    g.add_argument("--target", choices=TARGETS)
+    g.add_argument("--source")
+    o.add_argument("--markdown", action="store_true")
+    _common(o)
+
+    w = sub.add_parser("view", help="open a model in Netron (served on 127.0.0.1)")
+    w.add_argument("model")
+    w.add_argument("weights", nargs="?")
+    w.add_argument("--port", type=int, default=8080)
+    w.add_argument("--no-browser", action="store_true")
+    _common(w)
+    return p
+
+
+def _common(p):
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    want_json = "--json" in argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except SystemExit as e:  # --help / --version
+        return int(e.code or 0)
+    except BrokenPipeError:  # `irbridge ops | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
+    except UsageError as e:
+        return _fail("usage", str(e), [], want_json, debug, e)
+    except Exception as e:
+        from .errors import IrbridgeError
+
+        if isinstance(e, IrbridgeError):
+            return _fail(e.kind, e.message, e.nodes, want_json, debug, e, e.exit_code)
+        return _fail("internal", f"unexpected {type(e).__name__}: {e} (run with --debug for the "
+                     "traceback and report it)", [], want_json, debug, e)
+
+
+def _fail(kind, message, nodes, want_json, debug, exc, code=2) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if want_json:
+        _emit({"ok": False, "error": {"kind": kind, "message": message, "nodes": list(nodes)}})
+    else:
+        print(f"irbridge: error: {message}", file=sys.stderr)
+    return code
+
+
+def _emit(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
+    if not specs:
+        return None
+    out = {}
+    for spec in specs:
+        name, sep, dims = spec.rpartition(":")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise UsageError(f"--input {spec!r}: expected NAME:D1,D2,... (e.g. data:1,3,224,224)") from None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+def cmd_convert(args) -> int:
+    from . import api, passes
+    from .errors import VerificationError
+    from .provenance import PASSES, SOURCE_FORMAT
+
+    if args.to not in _available_targets():
+        raise UsageError(f"--to {args.to}: this version of irbridge exports to "
+                         f"{', '.join(_available_targets())}")
+    names = [p.strip() for p in args.passes.split(",") if p.strip()] if args.passes else None
+    if names:
+        for n in names:
+            passes.get(n)  # unknown names fail before any work
+    t0 = time.perf_counter()
+    try:
+        res = api.convert(args.src, args.to, args.output, weights=args.weights, passes=names,
+                          check=not args.no_check, inputs=_parse_inputs(args.input),
+                          atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir)
+    except VerificationError as e:
+        if args.json:
+            _emit({"ok": False, "source": args.src, "target": args.to, "output": None,
+                   "check": _check_dict(e.report)})
+        else:
+            print(str(e.report))
+            _log(f"irbridge: verification failed; nothing written to {args.output}")
+        return 1
+    model = res.model
+    out = {
+        "ok": True,
+        "source": args.src,
+        "source_format": model.metadata_props.get(SOURCE_FORMAT),
+        "target": args.to,
+        "output": str(res.output),
+        "nodes": sum(1 for _ in model.graph),
+        "parameters": _parameters(model),
+        "passes": [p for p in model.metadata_props.get(PASSES, "").split(",") if p],
+        "check": _check_dict(res.report) if res.report is not None else None,
+        "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
+    }
+    out["seconds"]["total"] = round(time.perf_counter() - t0, 4)
+    if args.json:
+        _emit(out)
+    else:
+        if res.report is not None:
+            print(str(res.report))
+        else:
+            print("verification: skipped (--no-check)")
+        print(f"wrote {res.output} ({out['nodes']} nodes, {out['parameters']:,} parameters, "
+              f"{out['seconds']['total']:.2f} s)")
+    return 0
+
+
+def _available_targets():
+    from .exporters import REGISTRY
+
+    return [t for t in TARGETS if t in REGISTRY]
+
+
+def _check_dict(report) -> dict:
+    d = report.to_dict()
+    d.pop("layers", None)
+    return d
+
+
+def _parameters(model) -> int:
+    return int(sum(v.const_value.size for v in model.graph.initializers.values() if v.const_value is not None))
+
+
+def cmd_inspect(args) -> int:
+    import collections
+
+    from . import api
+    from .provenance import SOURCE_FORMAT, SOURCE_OPSET
+
+    model = api.load(args.model, args.weights, format=args.fmt)
+    init = model.graph.initializers
+
+    def io(values):
+        return [{"name": v.name, "shape": _shape(v), "dtype": v.dtype.name.lower() if v.dtype else None}
+                for v in values if v.name not in init]
+
+    ops = collections.Counter(n.op_type for n in model.graph)
+    out = {
+        "format": model.metadata_props.get(SOURCE_FORMAT),
+        "opset": int(model.metadata_props.get(SOURCE_OPSET, model.opset_imports.get("", 0))),
+        "inputs": io(model.graph.inputs),
+        "outputs": io(model.graph.outputs),
+        "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "parameters": _parameters(model),
+        "nodes": sum(ops.values()),
+    }
+    if args.json:
+        _emit(out)
+    else:
+        print(f"{args.model}: {out['format']}, opset {out['opset']}, {out['nodes']} nodes, "
+              f"{out['parameters']:,} parameters")
+        for kind in ("inputs", "outputs"):
+            for v in out[kind]:
+                print(f"  {kind[:-1]:6} {v['name']}: {v['dtype']} {v['shape']}")
+        print("  ops: " + ", ".join(f"{k} x{n}" for k, n in out["ops"].items()))
+    return 0
+
+
+def _shape(v):
+    if v.shape is None:
+        return None
+    return [d if isinstance(d, int) else str(d) for d in v.shape]
+
+
+def cmd_verify(args) -> int:
+    from . import api
+    from .errors import InputError
+
+    inputs = None
+    if args.inputs:
+        import numpy as np
+
+        try:
+            with np.load(args.inputs, allow_pickle=False) as z:
+                inputs = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise InputError(f"{args.inputs}: cannot read inputs ({e}); give an .npz keyed by input name") from e
+    rep = api.verify(args.a, args.b, inputs=inputs, layerwise=args.layerwise, atol=args.atol, rtol=args.rtol)
+    if args.json:
+        d = rep.to_dict()
+        d.pop("max_abs")
+        d.pop("max_rel")
+        _emit(d)
+    else:
+        print(str(rep))
+        for c in rep.layers:
+            local = f" local={c.local_max_abs:.3g}" if c.local_max_abs is not None else ""
+            print(f"    {c.name}: max_abs={c.max_abs:.3g}{local} {'ok' if c.ok else 'FAIL'}")
+    return 0 if rep.ok else 1
+
+
+def cmd_passes(args) -> int:
+    from . import passes
+
+    passes._load_all()
+    rows = [{"name": s.name, "description": s.description, "default": s.name in passes.DEFAULT_PIPELINE}
+            for s in passes.REGISTRY.values()]
+    order = {n: i for i, n in enumerate(passes.DEFAULT_PIPELINE)}
+    rows.sort(key=lambda r: (order.get(r["name"], 999), r["name"]))
+    if args.json:
+        _emit([{"name": r["name"], "description": r["description"]} for r in rows])
+    else:
+        print("default pipeline: " + " -> ".join(passes.DEFAULT_PIPELINE))
+        for r in rows:
+            print(f"  {r['name']:20} {r['description']}")
+    return 0
+
+
+def cmd_ops(args) -> int:
+    from .coverage import table
+
+    rows, columns = table(target=args.target, source=args.source)
+    if args.json:
+        _emit(rows)
+    elif args.markdown:
+        print("| op | " + " | ".join(columns) + " |")
+        print("|---|" + "---|" * len(columns))
+        for r in rows:
+            print(f"| {r['op']} | " + " | ".join(r.get(c, "") for c in columns) + " |")
+    else:
+        for r in rows:
+            print(f"{r['op']:24} " + "  ".join(f"{c}={r.get(c, '-')}" for c in columns))
+    return 0
+
+
+def cmd_view(args) -> int:
+    import tempfile
+
+    import netron
+
+    from . import api
+    from .exporters.onnx import save_onnx
+
+    path = Path(args.model)
+    if not (path.suffix.lower() == ".onnx" and path.is_file() and args.weights is None):
+        model = api.load(args.model, args.weights)
+        tmp = Path(tempfile.mkdtemp(prefix="irbridge-view-"))
+        path = save_onnx(model, tmp / (Path(args.model).stem + ".onnx"))
+    else:
+        api.load(path)  # fail with a clear message on a corrupt file, before serving it
+    address = netron.serve(str(path), None, address=("127.0.0.1", args.port), browse=not args.no_browser)
+    url = f"http://{address[0]}:{address[1]}/"
+    if args.json:
+        _emit({"ok": True, "url": url, "model": str(path)})
+    else:
+        print(f"serving {path} at {url} (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        netron.wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+COMMANDS = {
+    "convert": cmd_convert,
+    "inspect": cmd_inspect,
+    "verify": cmd_verify,
+    "passes": cmd_passes,
+    "ops": cmd_ops,
+    "view": cmd_view,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

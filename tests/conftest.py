@@ -1,0 +1,47 @@
+"""Shared test helpers: onnxruntime as the independent reference, seeded inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+
+def ort_run(model, feeds: dict) -> list[np.ndarray]:
+    """Run an onnx.ModelProto or onnx_ir.Model in onnxruntime (the reference)."""
+    import onnx_ir as ir
+    import onnxruntime as ort
+
+    proto = ir.to_proto(model) if isinstance(model, ir.Model) else model
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def seeded(shape, seed=0, dtype=np.float32) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def assert_close(got, ref, rtol=1e-4, atol_scale=1e-5):
+    """DESIGN.md §6 tolerance: |got-ref| <= atol + rtol*|ref|, atol = 1e-5*max(1, max|ref|)."""
+    ref = np.asarray(ref)
+    got = np.asarray(got)
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    if ref.dtype.kind in "biu":
+        np.testing.assert_array_equal(got, ref)
+        return
+    atol = atol_scale * max(1.0, float(np.max(np.abs(ref)))) if ref.size else 0
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol)
+
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch", reason="torch is not installed (pip install irbridge[torch])")
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset=18) -> onnx.ModelProto:
+    graph = onnx.helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    return model
