@@ -232,7 +232,7 @@ class Runner:
 def onnx_runner(model: ir.Model) -> Runner:
     import onnxruntime as ort
 
-    proto = ir.to_proto(model)
+    proto = _in_memory_proto(model)
     names_in = [v.name for v in model.graph.inputs if v.name not in model.graph.initializers]
     names_out = [v.name for v in model.graph.outputs]
     sess = _session(proto)
@@ -257,6 +257,19 @@ def onnx_runner(model: ir.Model) -> Runner:
         return {layer: vals[v] for layer, v in layer_values.items() if v in vals}
 
     return Runner(names_in, names_out, run, input_specs(model), layers, values)
+
+
+def _in_memory_proto(model: ir.Model) -> onnx.ModelProto:
+    """The model as a proto with every weight inline (onnxruntime cannot resolve external
+    data of a model given as bytes)."""
+    proto = ir.to_proto(model)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        inline = model.clone()
+        for v in inline.graph.initializers.values():
+            if isinstance(v.const_value, ir.ExternalTensor):
+                v.const_value = ir.Tensor(v.const_value.numpy(), name=v.name)
+        proto = ir.to_proto(inline)
+    return proto
 
 
 def _session(proto: onnx.ModelProto):
@@ -456,3 +469,15 @@ def _layerwise(report: VerificationReport, ra: Runner, rb: Runner, feeds, atol, 
     if report.first_divergence is None and not report.ok:
         bad = next(c for c in report.outputs if not c.ok)
         report.first_divergence = Divergence(bad.name, bad.max_abs, bad.max_rel, None)
+
+
+# `irbridge.verify` is both this module and the public function (DESIGN.md §2 and §4). Importing
+# the submodule rebinds the package attribute to the module, so the module itself is callable.
+class _CallableModule(type(os)):
+    def __call__(self, *args, **kwargs):
+        return verify(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -43,7 +43,7 @@ def light_model(name: str, seed: int = 0) -> onnx.ModelProto:
     keep_inits = [t for t in g.initializer if t.name in used]
     del g.initializer[:]
     g.initializer.extend(keep_inits + new_inits)
-    init_names = {t.name for t in g.initializer}
+    init_names = set(inits) | {t.name for t in g.initializer}
     inputs = [i for i in g.input if i.name not in init_names]
     del g.input[:]
     g.input.extend(inputs)

@@ -18,6 +18,7 @@ from .. import formats, provenance
 from ..errors import InputError, UnsupportedError
 
 CANONICAL_OPSET = 18
+MIN_IR_VERSION = 8  # opset 18 needs IR 8; IR >= 4 lets initializers stay out of the inputs
 
 # format name -> "module:function" (relative to this package)
 REGISTRY: dict[str, str] = {
@@ -57,6 +58,7 @@ def finish(model: ir.Model, fmt: str) -> ir.Model:
     model.metadata_props.setdefault(provenance.SOURCE_OPSET, str(opset))
     # Old files list initializers as graph inputs too (IR < 4); they are weights, not inputs.
     common.RemoveInitializersFromInputsPass()(model)
+    model.ir_version = max(model.ir_version or 0, MIN_IR_VERSION)
     if opset < CANONICAL_OPSET:
         upgrade_opset(model, CANONICAL_OPSET)
     provenance.fill_defaults(model.graph)

@@ -1,0 +1,87 @@
+"""Verification: tolerance semantics, hints, layerwise first divergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+import pytest
+
+import irbridge
+from irbridge.models import onnx_zoo
+from irbridge.verify import compare, hint, random_inputs
+from tests.conftest import seeded
+
+
+def test_tolerance_scales_with_the_reference_magnitude():
+    ref = np.array([1000.0, -2000.0], np.float32)
+    assert compare("y", ref, ref + 0.01).ok  # atol = 1e-5 * 2000 = 0.02
+    assert not compare("y", ref, ref + 0.5).ok
+
+
+def test_integers_must_match_exactly_and_nan_in_the_same_places():
+    assert not compare("i", np.array([1, 2]), np.array([1, 3])).ok
+    assert compare("f", np.array([np.nan, 1.0]), np.array([np.nan, 1.0])).ok
+    assert not compare("f", np.array([np.nan, 1.0]), np.array([0.0, 1.0])).ok
+
+
+def test_random_inputs_are_seeded_and_never_constant():
+    a = random_inputs([("x", (2, 3), np.float32)], seed=7)["x"]
+    b = random_inputs([("x", (2, 3), np.float32)], seed=7)["x"]
+    np.testing.assert_array_equal(a, b)
+    assert np.unique(a).size == a.size
+
+
+def test_hints_name_the_usual_porting_traps():
+    x = seeded((1, 4, 3, 5))
+    assert "permuted" in hint(x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(x.shape)) \
+        or "order" in hint(x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(x.shape))
+    assert "0.5x" in hint(x, x * 0.5)
+    assert "per-channel" in hint(x, x + np.arange(4, dtype=np.float32).reshape(1, 4, 1, 1))
+    assert "negative" in hint(x, np.maximum(x, 0))
+
+
+def _break_layer(model: ir.Model, layer: str) -> ir.Model:
+    """A copy of `model` whose layer's kernel has its spatial axes transposed (a layout bug)."""
+    broken = model.clone()
+    node = next(n for n in broken.graph if n.metadata_props.get("irbridge.source") == layer)
+    w = node.inputs[1]
+    w.const_value = ir.Tensor(np.ascontiguousarray(w.const_value.numpy().transpose(0, 1, 3, 2)), name=w.name)
+    return broken
+
+
+def test_layerwise_finds_the_first_divergent_layer(torch):
+    ref = irbridge.normalize(irbridge.load(onnx_zoo.light_model("squeezenet", seed=0)))
+    convs = [n.metadata_props["irbridge.source"] for n in ref.graph if n.op_type == "Conv"]
+    layer = convs[5]
+    broken = _break_layer(ref, layer)
+    rep = irbridge.verify(ref, irbridge.export(broken, "torch", check=False), layerwise=True)
+    assert not rep.ok
+    assert rep.first_divergence.layer == layer
+    names = [c.name for c in rep.layers]
+    assert names.index(layer) > names.index(convs[4])
+    assert all(c.ok for c in rep.layers[: names.index(layer)])
+    d = rep.to_dict()
+    assert d["first_divergence"]["layer"] == layer
+    assert layer in str(rep)
+
+
+def test_local_error_isolates_the_faulty_layer(torch):
+    ref = irbridge.normalize(irbridge.load(onnx_zoo.light_model("squeezenet", seed=0)))
+    layer = next(n.metadata_props["irbridge.source"] for n in ref.graph if n.op_type == "Conv")
+    broken = _break_layer(ref, layer)
+    rep = irbridge.verify(ref, irbridge.export(broken, "torch", check=False), layerwise=True)
+    by_name = {c.name: c for c in rep.layers}
+    assert by_name[layer].local_max_abs > 1e-3
+    later = [c for c in rep.layers if not c.ok and c.name != layer and c.local_max_abs is not None]
+    assert later and all(c.local_max_abs < 1e-3 for c in later)  # downstream layers are fine locally
+
+
+def test_export_check_raises_on_mismatch(torch, monkeypatch):
+    ref = irbridge.normalize(irbridge.load(onnx_zoo.light_model("squeezenet", seed=0)))
+    import irbridge.exporters as ex
+
+    real = ex.export_raw
+    monkeypatch.setattr(ex, "export_raw", lambda m, t: real(_break_layer(m, "conv1"), t))
+    with pytest.raises(irbridge.VerificationError) as e:
+        irbridge.export(ref, "torch")
+    assert not e.value.report.ok
