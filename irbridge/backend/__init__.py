@@ -1,0 +1,1 @@
+"""ONNX Backend API adapters over irbridge's exporters (onnx.backend.base.Backend)."""

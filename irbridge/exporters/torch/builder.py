@@ -90,6 +90,14 @@ class NodeContext:
         c = self.const(i)
         return None if c is None else [int(x) for x in np.asarray(c).reshape(-1)]
 
+    def ints_or_runtime(self, i: int):
+        """Input i as a Python list when constant, else a graph value computing `.tolist()`
+        (node tests feed axes, pads and sizes as inputs)."""
+        c = self.ints(i)
+        if c is not None:
+            return c
+        return self.builder.create("call_method", "tolist", (self.x(i),), {}, f"{self.value(i).name}_list")
+
     def shape(self, i: int) -> tuple | None:
         """Static shape of input i (ints, or None per unknown dim), or None if unknown."""
         v = self.node.inputs[i]

@@ -12,8 +12,18 @@ import torch
 import torch.nn.functional as F
 
 
-def onnx_pad(x, pads, mode="constant", value=0.0):
-    """ONNX Pad: pads = [b_0, b_1, ..., e_0, e_1, ...] over all dims; negative pads crop."""
+def onnx_pad(x, pads, mode="constant", value=0.0, axes=None):
+    """ONNX Pad: pads = [b_0, b_1, ..., e_0, e_1, ...] over all dims (or over `axes`);
+    negative pads crop."""
+    if torch.is_tensor(value):
+        value = value.item()
+    pads = [int(p) for p in pads]
+    if axes is not None:
+        full = [0] * (2 * x.dim())
+        for k, a in enumerate(axes):
+            full[int(a) % x.dim()] = pads[k]
+            full[int(a) % x.dim() + x.dim()] = pads[k + len(axes)]
+        pads = full
     n = len(pads) // 2
     torch_pads = []
     for d in reversed(range(n)):
@@ -164,8 +174,10 @@ def onnx_range(start, limit, delta):
     return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
 
 
-def onnx_reduce(fn, x, axes, keepdims):
+def onnx_reduce(fn, x, axes, keepdims, noop_with_empty_axes=0):
     """Reduce over `axes` (all when empty) with torch.<fn>(x, dim, keepdim), one axis at a time."""
+    if not axes and noop_with_empty_axes:
+        return x
     fn = getattr(torch, fn)
     dims = sorted({int(a) % x.dim() for a in axes} if axes else range(x.dim()), reverse=True)
     for d in dims:
@@ -180,6 +192,27 @@ def onnx_arg(fn, x, axis, keepdims, select_last_index):
         flipped = fn(x.flip(axis), dim=axis, keepdim=bool(keepdims))
         return x.shape[axis] - 1 - flipped
     return fn(x, dim=axis, keepdim=bool(keepdims))
+
+
+def onnx_layer_norm(x, scale, bias, axis, eps):
+    """LayerNormalization with its Mean and InvStdDev outputs (reduced dims kept as 1)."""
+    dims = tuple(range(axis % x.dim(), x.dim()))
+    mean = x.mean(dim=dims, keepdim=True)
+    inv_std = torch.rsqrt(((x - mean) ** 2).mean(dim=dims, keepdim=True) + eps)
+    y = (x - mean) * inv_std * scale
+    if bias is not None:
+        y = y + bias
+    return y, mean, inv_std
+
+
+def onnx_cumsum(x, axis, exclusive=0, reverse=0):
+    axis = int(axis[0]) if isinstance(axis, (list, tuple)) else int(axis)
+    if reverse:
+        x = x.flip(axis)
+    y = torch.cumsum(x, axis).to(x.dtype)
+    if exclusive:
+        y = y - x
+    return y.flip(axis) if reverse else y
 
 
 def hard_sigmoid(x, alpha, beta):
@@ -212,8 +245,9 @@ def depth_to_space(x, blocksize, mode):
     return y.reshape(n, c // (b * b), h * b, w * b)
 
 
-def space_to_depth(x, blocksize):
+def space_to_depth(x, blocksize, mode="DCR"):
     n, c, h, w = x.shape
     b = blocksize
-    y = x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // b, b, w // b, b)
+    y = y.permute(0, 3, 5, 1, 2, 4) if mode == "DCR" else y.permute(0, 1, 3, 5, 2, 4)
     return y.reshape(n, c * b * b, h // b, w // b)

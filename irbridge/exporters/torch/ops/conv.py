@@ -12,6 +12,7 @@ from ._common import full_pads, window
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _CONV_F = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T_F = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 @converter("Conv")
@@ -45,9 +46,10 @@ def conv(ctx):
 @converter("ConvTranspose")
 def conv_transpose(ctx):
     w, b = ctx.const(1), ctx.const(2)
-    if w is None or (ctx.has_input(2) and b is None):
-        raise Unsupported("ConvTranspose with a weight or bias computed at run time")
-    kernel = list(ctx.attr("kernel_shape", None) or w.shape[2:])
+    w_shape = w.shape if w is not None else ctx.shape(1)
+    if w_shape is None or None in w_shape:
+        raise Unsupported("ConvTranspose with a weight of unknown shape")
+    kernel = list(ctx.attr("kernel_shape", None) or w_shape[2:])
     n = len(kernel)
     if n not in _CONV_T:
         raise Unsupported(f"{n}-D transposed convolution")
@@ -84,12 +86,16 @@ def conv_transpose(ctx):
     sym = [min(pads[i], pads[i + n]) for i in range(n)]
     if any(o >= max(s, d) for o, s, d in zip(out_pad, strides, dilations)):
         raise Unsupported(f"output_padding {out_pad} not smaller than stride or dilation")
-    y = ctx.call_module(
-        _CONV_T[n], ctx.x(0), params={"weight": w} if b is None else {"weight": w, "bias": b},
-        in_channels=w.shape[0], out_channels=w.shape[1] * group, kernel_size=tuple(kernel),
-        stride=tuple(strides), padding=tuple(sym), output_padding=tuple(out_pad), groups=group,
-        bias=b is not None, dilation=tuple(dilations),
-    )
+    if w is None or (ctx.has_input(2) and b is None):
+        y = ctx.call(_CONV_T_F[n], ctx.x(0), ctx.x(1), ctx.x(2), tuple(strides), tuple(sym),
+                     tuple(out_pad), group, tuple(dilations))
+    else:
+        y = ctx.call_module(
+            _CONV_T[n], ctx.x(0), params={"weight": w} if b is None else {"weight": w, "bias": b},
+            in_channels=w.shape[0], out_channels=w.shape[1] * group, kernel_size=tuple(kernel),
+            stride=tuple(strides), padding=tuple(sym), output_padding=tuple(out_pad), groups=group,
+            bias=b is not None, dilation=tuple(dilations),
+        )
     if sym != pads[:n] or sym != pads[n:]:
         crop = [pads[i] - sym[i] for i in range(n)] + [pads[i + n] - sym[i] for i in range(n)]
         y = ctx.call(runtime.onnx_pad, y, full_pads([-c for c in crop]))

@@ -32,18 +32,19 @@ def instance_norm(ctx):
     eps = ctx.attr("epsilon", 1e-5)
     rank = ctx.rank(0)
     if scale is None or bias is None or rank not in _IN:
-        return ctx.call(F.instance_norm, ctx.x(0), None, None, ctx.x(1), ctx.x(2), False, 0.0, eps)
+        return ctx.call(F.instance_norm, ctx.x(0), None, None, ctx.x(1), ctx.x(2), True, 0.0, eps)
     return ctx.call_module(_IN[rank], ctx.x(0), params={"weight": scale, "bias": bias},
                            num_features=scale.shape[0], eps=eps, affine=True)
 
 
 @converter("LayerNormalization", since=17)
 def layer_norm(ctx):
-    if ctx.output_used(1) or ctx.output_used(2):
-        raise Unsupported("the Mean/InvStdDev outputs of LayerNormalization")
-    rank = ctx.rank(0)
     axis = ctx.attr("axis", -1)
     eps = ctx.attr("epsilon", 1e-5)
+    if ctx.output_used(1) or ctx.output_used(2):
+        y = ctx.call(runtime.onnx_layer_norm, ctx.x(0), ctx.x(1), ctx.x(2), axis, eps)
+        return ctx.split(y, 3)
+    rank = ctx.rank(0)
     shape = ctx.shape(0)
     if rank is None or shape is None or any(d is None for d in shape[axis % rank:]):
         raise Unsupported("LayerNormalization of an input whose normalized dims are unknown")

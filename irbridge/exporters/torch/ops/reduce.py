@@ -5,17 +5,14 @@ from __future__ import annotations
 import torch
 
 from .. import runtime
-from ..registry import Unsupported, converter
+from ..registry import converter
 
 
 def _axes(ctx):
     if ctx.opset >= 18 or ctx.node.op_type == "ReduceSum":
         if not ctx.has_input(1):
             return []
-        axes = ctx.ints(1)
-        if axes is None:
-            raise Unsupported("axes computed at run time")
-        return axes
+        return ctx.ints_or_runtime(1)
     return list(ctx.attr("axes", []))
 
 
@@ -23,17 +20,24 @@ def _reduction(op_type, fn, pre=None, post=None):
     def convert(ctx):
         axes = _axes(ctx)
         keep = ctx.attr("keepdims", 1)
+        if not isinstance(axes, list):  # axes known only at run time
+            return _post(ctx, ctx.call(runtime.onnx_reduce, fn.__name__, _pre(ctx, ctx.x(0)), axes, keep,
+                                       ctx.attr("noop_with_empty_axes", 0)))
         if not axes and ctx.attr("noop_with_empty_axes", 0):
             return ctx.x(0)
-        x = ctx.x(0)
-        if pre is not None:
-            x = ctx.call(pre, x)
+        x = _pre(ctx, ctx.x(0))
         if fn in (torch.sum, torch.mean, torch.amax, torch.amin, torch.logsumexp) and axes:
             y = ctx.call(fn, x, tuple(axes), keepdim=bool(keep))
         elif fn in (torch.sum, torch.mean, torch.amax, torch.amin) and ctx.rank(0) is not None:
             y = ctx.call(fn, x, tuple(range(ctx.rank(0))), keepdim=bool(keep))
         else:
             y = ctx.call(runtime.onnx_reduce, fn.__name__, x, axes, keep)
+        return _post(ctx, y)
+
+    def _pre(ctx, x):
+        return ctx.call(pre, x) if pre is not None else x
+
+    def _post(ctx, y):
         return ctx.call(post, y) if post is not None else y
 
     convert.__name__ = op_type.lower()

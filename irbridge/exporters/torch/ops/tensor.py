@@ -102,9 +102,7 @@ def concat(ctx):
 def split(ctx):
     axis = ctx.attr("axis", 0)
     n = len(ctx.node.outputs)
-    sizes = ctx.ints(1) if ctx.has_input(1) else None
-    if ctx.has_input(1) and sizes is None:
-        raise Unsupported("split sizes computed at run time")
+    sizes = ctx.ints_or_runtime(1) if ctx.has_input(1) else None
     parts = ctx.call(runtime.onnx_split, ctx.x(0), sizes if sizes is not None else n, axis)
     return ctx.split(parts, n)
 
@@ -113,20 +111,16 @@ def split(ctx):
 def squeeze(ctx):
     if not ctx.has_input(1):
         return ctx.call(runtime.onnx_squeeze, ctx.x(0))
-    axes = ctx.ints(1)
-    if axes is None:
-        raise Unsupported("axes computed at run time")
-    if len(axes) == 1 and axes[0] >= 0:
+    axes = ctx.ints_or_runtime(1)
+    if isinstance(axes, list) and len(axes) == 1 and axes[0] >= 0:
         return ctx.method("squeeze", ctx.x(0), axes[0])
     return ctx.call(runtime.onnx_squeeze, ctx.x(0), axes)
 
 
 @converter("Unsqueeze", since=13)
 def unsqueeze(ctx):
-    axes = ctx.ints(1)
-    if axes is None:
-        raise Unsupported("axes computed at run time")
-    if len(axes) == 1 and axes[0] >= 0:
+    axes = ctx.ints_or_runtime(1)
+    if isinstance(axes, list) and len(axes) == 1 and axes[0] >= 0:
         return ctx.method("unsqueeze", ctx.x(0), axes[0])
     return ctx.call(runtime.onnx_unsqueeze, ctx.x(0), axes)
 
@@ -137,7 +131,8 @@ def slice_(ctx):
     axes = ctx.ints(3) if ctx.has_input(3) else None
     steps = ctx.ints(4) if ctx.has_input(4) else None
     if starts is None or ends is None or (ctx.has_input(3) and axes is None) or (ctx.has_input(4) and steps is None):
-        raise Unsupported("slice bounds computed at run time")
+        args = [ctx.ints_or_runtime(i) if ctx.has_input(i) else None for i in range(1, 5)]
+        return ctx.call(runtime.onnx_slice, ctx.x(0), *args)
     rank = ctx.rank(0)
     if rank is not None and (steps is None or all(s > 0 for s in steps)):
         axes = list(range(len(starts))) if axes is None else [a % rank for a in axes]
@@ -191,31 +186,17 @@ def expand(ctx):
 def tile(ctx):
     reps = ctx.ints(1)
     if reps is None:
-        raise Unsupported("repeats computed at run time")
+        return ctx.method("repeat", ctx.x(0), ctx.ints_or_runtime(1))
     return ctx.method("repeat", ctx.x(0), *reps)
 
 
 @converter("Pad", since=18)
 def pad(ctx):
-    pads = ctx.ints(1)
-    if pads is None:
-        raise Unsupported("pads computed at run time")
     mode = ctx.attr("mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     value = ctx.operand(2) if ctx.has_input(2) else 0.0
-    if hasattr(value, "op"):
-        raise Unsupported("a pad value computed at run time")
-    axes = ctx.ints(3) if ctx.has_input(3) else None
-    if axes is not None:
-        rank = ctx.rank(0)
-        if rank is None:
-            raise Unsupported("Pad with axes on an input of unknown rank")
-        full = [0] * (2 * rank)
-        for k, a in enumerate(axes):
-            full[a % rank] = pads[k]
-            full[a % rank + rank] = pads[k + len(axes)]
-        pads = full
-    return ctx.call(runtime.onnx_pad, ctx.x(0), pads, mode, value)
+    axes = ctx.ints_or_runtime(3) if ctx.has_input(3) else None
+    return ctx.call(runtime.onnx_pad, ctx.x(0), ctx.ints_or_runtime(1), mode, value, axes)
 
 
 @converter("ConstantOfShape", since=9)
@@ -242,7 +223,9 @@ def depth_to_space(ctx):
 
 @converter("SpaceToDepth", since=13)
 def space_to_depth(ctx):
-    return ctx.call(runtime.space_to_depth, ctx.x(0), ctx.attr("blocksize"))
+    mode = ctx.attr("mode", "DCR")
+    return ctx.call(runtime.space_to_depth, ctx.x(0), ctx.attr("blocksize"),
+                    mode.decode() if isinstance(mode, bytes) else mode)
 
 
 @converter("Trilu")
@@ -254,7 +237,5 @@ def trilu(ctx):
 
 @converter("CumSum", since=14)
 def cumsum(ctx):
-    axis = ctx.ints(1)
-    if axis is None or ctx.attr("exclusive", 0) or ctx.attr("reverse", 0):
-        raise Unsupported("CumSum with exclusive/reverse or a run-time axis")
-    return ctx.call(torch.cumsum, ctx.x(0), axis[0])
+    return ctx.call(runtime.onnx_cumsum, ctx.x(0), ctx.ints_or_runtime(1), ctx.attr("exclusive", 0),
+                    ctx.attr("reverse", 0))
