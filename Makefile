@@ -20,7 +20,7 @@ demo: $(STAMP)
 	@echo "PyTorch module written to build/demo/resnet_small_torch/ (model.py + weights.safetensors)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -rfE
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

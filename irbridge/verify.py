@@ -230,7 +230,6 @@ class Runner:
 
 
 def onnx_runner(model: ir.Model) -> Runner:
-    import onnxruntime as ort
 
     proto = _in_memory_proto(model)
     names_in = [v.name for v in model.graph.inputs if v.name not in model.graph.initializers]

@@ -10,7 +10,7 @@ def _seeded(module: nn.Module, seed: int) -> nn.Module:
     """Re-draw every parameter and BatchNorm statistic from a private generator."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in module.named_parameters():
+        for p in module.parameters():
             fan_in = p[0].numel() if p.dim() > 1 else 1
             std = (2.0 / fan_in) ** 0.5 if p.dim() > 1 else 0.1
             p.copy_(torch.randn(p.shape, generator=g) * std)

@@ -7,9 +7,8 @@ name as "module:function", so that importing irbridge never imports a framework.
 from __future__ import annotations
 
 import importlib
-import os
-
 import logging
+import os
 
 import onnx_ir as ir
 from onnx_ir.passes import common

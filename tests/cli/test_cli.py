@@ -12,10 +12,10 @@ import urllib.request
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from irbridge.models import onnx_zoo
+from onnx import TensorProto, helper
 
 from irbridge.cli import main
-from irbridge.models import onnx_zoo
 from tests.conftest import make_model, seeded
 
 
@@ -56,6 +56,7 @@ def test_convert_to_onnx_and_dump_ir(capsys, squeezenet, tmp_path):
 
 def test_verification_failure_exits_1_and_writes_nothing(capsys, tmp_path, torch):
     from irbridge.models.torch_zoo import resnet_small
+
     import irbridge
     from irbridge.exporters.onnx import save_onnx
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from irbridge.models import onnx_zoo
+
 from tests.conftest import assert_close, ort_run, seeded
 
 
@@ -33,9 +33,10 @@ def test_light_zoo_model_matches_onnxruntime(name, torch, tmp_path):
 
 @pytest.mark.parametrize("name", ["vgg_small", "resnet_small", "mlp"])
 def test_torch_round_trip_matches_the_original_module(name, torch, tmp_path):
+    from irbridge.models.torch_zoo import ZOO
+
     import irbridge
     from irbridge.exporters.torch import load_saved
-    from irbridge.models.torch_zoo import ZOO
 
     build, shape = ZOO[name]
     net = build()
@@ -57,8 +58,9 @@ def test_torch_round_trip_matches_the_original_module(name, torch, tmp_path):
 
 
 def test_exported_module_names_follow_the_source_layers(torch):
-    import irbridge
     from irbridge.models.torch_zoo import vgg_small
+
+    import irbridge
 
     gm = irbridge.export(irbridge.normalize(irbridge.load(vgg_small(), inputs={"x": (1, 3, 32, 32)})), "torch")
     names = dict(gm.named_children())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import onnx_ir as ir
 import pytest
+from irbridge.models import onnx_zoo
 from onnx import TensorProto, helper, numpy_helper
 
 import irbridge
-from irbridge.models import onnx_zoo
 from tests.conftest import assert_close, make_model, ort_run, seeded
 
 

@@ -8,8 +8,9 @@ from tests.conftest import assert_close, ort_run, seeded
 
 
 def test_module_paths_become_provenance(torch):
-    import irbridge
     from irbridge.models.torch_zoo import vgg_small
+
+    import irbridge
 
     m = irbridge.load(vgg_small(), inputs={"x": (1, 3, 32, 32)})
     sources = {(n.metadata_props["irbridge.source"], n.metadata_props["irbridge.source_op"]) for n in m.graph}
@@ -20,8 +21,9 @@ def test_module_paths_become_provenance(torch):
 
 
 def test_imported_graph_matches_the_module(torch):
-    import irbridge
     from irbridge.models.torch_zoo import resnet_small
+
+    import irbridge
 
     net = resnet_small()
     x = seeded((1, 3, 64, 64), seed=5)
@@ -32,8 +34,9 @@ def test_imported_graph_matches_the_module(torch):
 
 
 def test_train_mode_is_restored(torch):
-    import irbridge
     from irbridge.models.torch_zoo import vgg_small
+
+    import irbridge
 
     net = vgg_small().train()
     irbridge.load(net, inputs={"x": (1, 3, 32, 32)})
@@ -41,8 +44,9 @@ def test_train_mode_is_restored(torch):
 
 
 def test_module_without_inputs_is_a_clear_error(torch):
-    import irbridge
     from irbridge.models.torch_zoo import mlp
+
+    import irbridge
 
     with pytest.raises(irbridge.InputError, match="example inputs"):
         irbridge.load(mlp())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import onnx
 import pytest
+from irbridge.models import onnx_zoo
 
 import irbridge
 from irbridge import passes
-from irbridge.models import onnx_zoo
 from tests.conftest import assert_close, ort_run, seeded
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 import pytest
+from irbridge.models import onnx_zoo
 
 import irbridge
-from irbridge.models import onnx_zoo
 from irbridge.verify import compare, hint, random_inputs
 from tests.conftest import seeded
 
