@@ -85,8 +85,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
     t3 = time.perf_counter()
     report = None
     if check:
-        reference = model
-        report = _verify(reference, exported, inputs=shapes, atol=atol, rtol=rtol)
+        report = _verify(model, exported, inputs=shapes, atol=atol, rtol=rtol)
     t4 = time.perf_counter()
     seconds = {"import": t1 - t0, "passes": t2 - t1, "export": t3 - t2, "check": t4 - t3}
     if report is not None and not report.ok:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from . import provenance
+from . import formats, provenance
 from .errors import InputError
 
 DEFAULT_RTOL = 1e-4
@@ -388,20 +388,13 @@ def runner_for(obj, names_in: list[str] | None = None) -> Runner:
         from .importers import load
 
         return onnx_runner(load(obj) if not isinstance(obj, ir.Model) else obj)
-    if type(obj).__module__.startswith("torch") or _is_torch_module(obj):
+    if formats._is_torch_module(obj):
         if names_in is None:
             raise InputError("comparing two plain torch modules needs the input names; pass an ONNX side")
         return module_runner(obj, names_in)
     from .importers import load
 
     return onnx_runner(load(obj))
-
-
-def _is_torch_module(obj) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def pass_name(p) -> str:
         return p
     _load_all()
     for spec in REGISTRY.values():
-        if isinstance(p, type(spec.factory())) if isinstance(spec.factory, type) else False:
+        if isinstance(spec.factory, type) and isinstance(p, spec.factory):
             return spec.name
     return type(p).__name__
 

@@ -166,9 +166,6 @@ class NodeContext:
         outs = self.node.outputs
         return outs[k].name if k < len(outs) else None
 
-    def unsupported(self, why: str) -> Unsupported:
-        return Unsupported(why)
-
 
 class GraphBuilder:
     def __init__(self, model: ir.Model):
