@@ -107,4 +107,4 @@ def _dump(model: ir.Model, directory: Path, index: int, name: str) -> None:
 
 def _load_all() -> None:
     # Importing a pass module registers its passes.
-    from . import common, fold_constants  # noqa: F401
+    from . import common, fold_batchnorm, fold_constants  # noqa: F401
