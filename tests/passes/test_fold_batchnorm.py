@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from irbridge.models import onnx_zoo
 from onnx import TensorProto, helper, numpy_helper
 
 import irbridge
 from irbridge import passes
-from irbridge.models import onnx_zoo
 from tests.conftest import assert_close, make_model, ort_run, seeded
 
 
