@@ -25,7 +25,7 @@ class TorchRep(BackendRep):
         elif not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
         with torch.no_grad():
-            out = self.module(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+            out = self.module(*[torch.from_numpy(np.array(x)) for x in inputs])  # owned, writable
         out = out if isinstance(out, tuple) else (out,)
         return tuple(o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in out)
 
