@@ -302,7 +302,7 @@ def torch_runner(gm) -> Runner:
     names_in, names_out = gm.irbridge_inputs, gm.irbridge_outputs
 
     def to_torch(feeds):
-        return [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names_in]
+        return [torch.from_numpy(np.array(feeds[n])) for n in names_in]
 
     def run(feeds):
         with torch.no_grad():
@@ -348,7 +348,7 @@ def _substitute(args, arg_nodes, by_node, reference, torch):
 
     def sub(a, n):
         if isinstance(n, fx.Node) and by_node.get(n.name) in reference:
-            return torch.from_numpy(np.ascontiguousarray(reference[by_node[n.name]]))
+            return torch.from_numpy(np.array(reference[by_node[n.name]]))
         if isinstance(n, (list, tuple)) and isinstance(a, (list, tuple)):
             return type(a)(sub(x, y) for x, y in zip(a, n))
         return a
@@ -365,7 +365,7 @@ def module_runner(module, names_in: list[str]) -> Runner:
         module.eval()
         try:
             with torch.no_grad():
-                out = module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names_in])
+                out = module(*[torch.from_numpy(np.array(feeds[n])) for n in names_in])
         finally:
             for m, t in modes.items():
                 m.training = t

@@ -25,7 +25,6 @@ EXPECTED_FAILURES = {
     r"test_identity_(opt|sequence)": "optional and sequence types are not tensors",
     r"test_bitwise_(and|or|xor)_ui64|test_bitwise_not_3d": "uint16/uint64 tensors have no torch arithmetic",
     # known gaps, left for later work (each gives a wrong result or a torch error today)
-    r"test_einsum_scalar": "einsum on 0-d operands",
     r"test_reduce_(max|min)_empty_set": "max/min over an empty dimension (ONNX: -inf/+inf)",
     r"test_PReLU_.d_multiparam": "PRelu slope [C] against a (N, C, ...) input from old PyTorch exports",
     r"test_operator_view": "Reshape whose shape input is computed at run time from Shape ops",
