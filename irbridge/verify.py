@@ -224,9 +224,13 @@ class Runner:
     output_names: list[str]
     run: Callable[[dict], dict]
     specs: list | None = None
-    layers: Callable[[dict], dict] | None = None  # feeds -> {layer name: array}
-    values: Callable[[dict], dict] | None = None  # feeds -> {onnx value name: array}
-    local: Callable[[dict, dict], dict] | None = None  # (feeds, reference values) -> {layer: local output}
+    values: Callable[..., dict] | None = None  # (feeds, reference values=None) -> {onnx value: array}
+    layer_map: dict[str, str] | None = None  # {source layer: onnx value holding its output}
+    local: bool = False  # values() can feed each node the reference's inputs (local error)
+
+    def layers(self, values: dict) -> dict:
+        """{layer: output} picked out of values() by the layer map."""
+        return {layer: values[v] for layer, v in (self.layer_map or {}).items() if v in values}
 
 
 def onnx_runner(model: ir.Model) -> Runner:
@@ -239,9 +243,7 @@ def onnx_runner(model: ir.Model) -> Runner:
     def run(feeds):
         return dict(zip(names_out, sess.run(names_out, {k: feeds[k] for k in names_in})))
 
-    layer_values = layer_outputs(model)
-
-    def values(feeds):
+    def values(feeds, reference=None):
         extra = [n for n in _all_value_names(model) if n not in names_out]
         p = onnx.ModelProto()
         p.CopyFrom(proto)
@@ -251,11 +253,7 @@ def onnx_runner(model: ir.Model) -> Runner:
         outs = s.run(None, {k: feeds[k] for k in names_in})
         return dict(zip([o.name for o in p.graph.output], outs))
 
-    def layers(feeds):
-        vals = values(feeds)
-        return {layer: vals[v] for layer, v in layer_values.items() if v in vals}
-
-    return Runner(names_in, names_out, run, input_specs(model), layers, values)
+    return Runner(names_in, names_out, run, input_specs(model), values, layer_outputs(model))
 
 
 def _in_memory_proto(model: ir.Model) -> onnx.ModelProto:
@@ -331,15 +329,8 @@ def torch_runner(gm) -> Runner:
             Capture(gm).run(*to_torch(feeds))
         return captured
 
-    def layers(feeds):
-        vals = values(feeds)
-        return {layer: vals[v] for layer, v in gm.irbridge_layers.items() if v in vals}
-
-    def local(feeds, reference_values):
-        vals = values(feeds, reference_values)
-        return {layer: vals[v] for layer, v in gm.irbridge_layers.items() if v in vals}
-
-    return Runner(names_in, names_out, run, getattr(gm, "irbridge_specs_in", None), layers, values, local)
+    return Runner(names_in, names_out, run, getattr(gm, "irbridge_specs_in", None), values,
+                  gm.irbridge_layers, local=True)
 
 
 def _substitute(args, arg_nodes, by_node, reference, torch):
@@ -443,12 +434,11 @@ def make_feeds(runner: Runner, inputs, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _layerwise(report: VerificationReport, ra: Runner, rb: Runner, feeds, atol, rtol) -> None:
-    if ra.layers is None or rb.layers is None:
+    if ra.values is None or rb.values is None:
         raise InputError("layerwise comparison needs both sides to be ONNX graphs or irbridge exports")
-    la, lb = ra.layers(feeds), rb.layers(feeds)
-    local = {}
-    if rb.local is not None and ra.values is not None:
-        local = rb.local(feeds, ra.values(feeds))
+    ref_values = ra.values(feeds)  # one reference run serves both the layers and local feeding
+    la, lb = ra.layers(ref_values), rb.layers(rb.values(feeds))
+    local = rb.layers(rb.values(feeds, ref_values)) if rb.local else {}
     for layer, ref in la.items():
         if layer not in lb:
             continue
