@@ -42,7 +42,9 @@ def register(name: str, description: str | None = None):
 
 # The order matters; each comment says why a pass stands where it does.
 DEFAULT_PIPELINE: list[str] = [
-    "fold-constants",  # first: materialises weight fills and shape arithmetic as initializers
+    "fold-weight-layout",  # before fold-constants, which would fold the same ops but drop the marks
+    "fold-kernel-flip",  # likewise: bakes Theano's kernel flips into the weights
+    "fold-constants",  # materialises weight fills and shape arithmetic as initializers
     "eliminate-identity",  # folding and Dropout-free graphs leave Identity chains behind
     "remove-unused",  # drops what folding disconnected
     "topological-sort",  # exporters and dumps read nodes in order
@@ -107,4 +109,10 @@ def _dump(model: ir.Model, directory: Path, index: int, name: str) -> None:
 
 def _load_all() -> None:
     # Importing a pass module registers its passes.
-    from . import common, fold_batchnorm, fold_constants  # noqa: F401
+    from . import (  # noqa: F401
+        common,
+        fold_batchnorm,
+        fold_constants,
+        fold_kernel_flip,
+        fold_weight_layout,
+    )
