@@ -40,7 +40,9 @@ def test_convert_json(capsys, squeezenet, tmp_path, torch):
     assert d["ok"] and d["target"] == "torch" and d["source_format"] == "onnx"
     assert d["check"]["ok"] and d["check"]["outputs"][0]["ok"]
     assert set(d["seconds"]) == {"import", "passes", "export", "check", "total"}
-    assert d["passes"][0] == "fold-constants"
+    from irbridge.passes import DEFAULT_PIPELINE
+
+    assert d["passes"] == DEFAULT_PIPELINE
     assert d["parameters"] > 1_000_000
     assert (out_dir / "model.py").is_file() and (out_dir / "weights.safetensors").is_file()
 
@@ -51,7 +53,9 @@ def test_convert_to_onnx_and_dump_ir(capsys, squeezenet, tmp_path):
                        "--dump-ir", str(dump), "--json")
     assert code == 0, out
     onnx.checker.check_model(str(tmp_path / "o.onnx"))
-    assert (dump / "00-imported.onnx").is_file() and (dump / "01-fold-constants.onnx").is_file()
+    from irbridge.passes import DEFAULT_PIPELINE
+
+    assert (dump / "00-imported.onnx").is_file() and (dump / f"01-{DEFAULT_PIPELINE[0]}.onnx").is_file()
 
 
 def test_verification_failure_exits_1_and_writes_nothing(capsys, tmp_path, torch):
