@@ -111,6 +111,8 @@ def _load_all() -> None:
     # Importing a pass module registers its passes.
     from . import (  # noqa: F401
         common,
+        conv_to_dense,
+        dense_to_conv,
         fold_batchnorm,
         fold_constants,
         fold_kernel_flip,

@@ -74,3 +74,60 @@ def replace_with_constant(graph: ir.Graph, node: ir.Node, array: np.ndarray, lay
         new.metadata_props.pop(LAYOUT, None)
     out.replace_all_uses_with(new)
     graph.remove(node, safe=True)
+
+
+def add_initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
+    """A new initializer named `name` (made unique) holding `array`."""
+    while name in graph.initializers:
+        name += "_"
+    array = np.ascontiguousarray(array)
+    v = ir.Value(name=name, shape=ir.Shape(array.shape),
+                 type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+                 const_value=ir.Tensor(array, name=name))
+    graph.register_initializer(v)
+    return v
+
+
+def reuse_or_add(graph: ir.Graph, src: ir.Value, array: np.ndarray, reader: ir.Node, suffix: str) -> ir.Value:
+    """`array` as an initializer: `src` rewritten in place (keeping the user's name) when
+    `reader` is its only reader, else a new initializer `<src>_<suffix>`."""
+    if src.is_initializer() and [n for n, _ in src.uses()] == [reader] and not src.is_graph_output():
+        src.const_value = ir.Tensor(np.ascontiguousarray(array), name=src.name)
+        src.shape = ir.Shape(array.shape)
+        src.metadata_props.pop(LAYOUT, None)
+        return src
+    return add_initializer(graph, f"{src.name}_{suffix}", array)
+
+
+UNARY_ELEMENTWISE = {
+    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus", "Softsign",
+    "HardSigmoid", "HardSwish", "Gelu", "Mish", "Celu", "Abs", "Neg", "Exp", "Log", "Sqrt",
+    "Identity", "Dropout",
+}
+
+
+def single_reader(v: ir.Value) -> ir.Node | None:
+    """The one node reading `v`, when exactly one does and `v` is no graph output."""
+    users = {n for n, _ in v.uses()}
+    if len(users) != 1 or v.is_graph_output():
+        return None
+    return next(iter(users))
+
+
+def dense_weight(node: ir.Node) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(W [K_out, K_in], bias [K_out] or None) of a plain fully connected Gemm, else None."""
+    if node.op_type != "Gemm" or node.attributes.get_int("transA", 0) \
+            or node.attributes.get_float("alpha", 1.0) != 1.0:
+        return None
+    b = const(node.inputs[1])
+    if b is None or b.ndim != 2:
+        return None
+    w = b if node.attributes.get_int("transB", 0) else b.T
+    bias = None
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        bias = const(node.inputs[2])
+        if bias is None or node.attributes.get_float("beta", 1.0) != 1.0 or bias.size != w.shape[0] \
+                or bias.shape[-1] != w.shape[0]:
+            return None
+        bias = bias.reshape(-1)
+    return w, bias

@@ -6,6 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from . import register
+from ._weights import add_initializer, const
 
 
 @register("fold-batchnorm")
@@ -30,12 +31,6 @@ class FoldBatchNorm(ir.passes.InPlacePass):
         return ir.passes.PassResult(model, modified)
 
 
-def _const(v: ir.Value | None) -> np.ndarray | None:
-    if v is None or v.const_value is None or v.is_graph_input():
-        return None
-    return v.const_value.numpy()
-
-
 def _fold(graph: ir.Graph, bn: ir.Node) -> bool:
     if bn.attributes.get_int("training_mode", 0) or any(o.uses() for o in bn.outputs[1:]):
         return False
@@ -43,14 +38,14 @@ def _fold(graph: ir.Graph, bn: ir.Node) -> bool:
     if prod is None or prod.op_type not in ("Conv", "Gemm") or len(bn.inputs[0].uses()) != 1 \
             or bn.inputs[0].is_graph_output():
         return False
-    params = [_const(bn.inputs[i]) for i in range(1, 5)]
-    w = _const(prod.inputs[1])
+    params = [const(bn.inputs[i]) for i in range(1, 5)]
+    w = const(prod.inputs[1])
     if w is None or any(p is None for p in params):
         return False
     gamma, beta, mean, var = (p.astype(np.float64) for p in params)
     scale = gamma / np.sqrt(var + bn.attributes.get_float("epsilon", 1e-5))
     has_bias = len(prod.inputs) > 2 and prod.inputs[2] is not None
-    b = _const(prod.inputs[2]) if has_bias else np.zeros(len(scale))
+    b = const(prod.inputs[2]) if has_bias else np.zeros(len(scale))
     if b is None:
         return False
     if prod.op_type == "Conv":
@@ -61,18 +56,9 @@ def _fold(graph: ir.Graph, bn: ir.Node) -> bool:
             return False
         w2 = w * (scale[:, None] if prod.attributes.get_int("transB", 0) else scale[None, :])
     b2 = (b.reshape(-1) - mean) * scale + beta
-    w_val = _initializer(graph, prod.inputs[1].name + "_bnfold", w2.astype(w.dtype))
-    b_val = _initializer(graph, (prod.outputs[0].name or prod.name) + "_bias_bnfold", b2.astype(w.dtype))
+    w_val = add_initializer(graph, prod.inputs[1].name + "_bnfold", w2.astype(w.dtype))
+    b_val = add_initializer(graph, (prod.outputs[0].name or prod.name) + "_bias_bnfold", b2.astype(w.dtype))
     new = ir.Node("", prod.op_type, [prod.inputs[0], w_val, b_val], prod.attributes.values(),
                   name=prod.name, metadata_props=dict(prod.metadata_props))
     ir.convenience.replace_nodes_and_values(graph, bn, [prod, bn], [new], [bn.outputs[0]], [new.outputs[0]])
     return True
-
-
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    while name in graph.initializers:
-        name += "_"
-    v = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-                 const_value=ir.Tensor(array, name=name))
-    graph.register_initializer(v)
-    return v
