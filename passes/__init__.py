@@ -45,6 +45,7 @@ DEFAULT_PIPELINE: list[str] = [
     "fold-weight-layout",  # before fold-constants, which would fold the same ops but drop the marks
     "fold-kernel-flip",  # likewise: bakes Theano's kernel flips into the weights
     "fold-constants",  # materialises weight fills and shape arithmetic as initializers
+    "cancel-transposes",  # after folding, so constant operands can be permuted to match
     "eliminate-identity",  # folding and Dropout-free graphs leave Identity chains behind
     "remove-unused",  # drops what folding disconnected
     "topological-sort",  # exporters and dumps read nodes in order
@@ -110,6 +111,7 @@ def _dump(model: ir.Model, directory: Path, index: int, name: str) -> None:
 def _load_all() -> None:
     # Importing a pass module registers its passes.
     from . import (  # noqa: F401
+        cancel_transposes,
         common,
         conv_to_dense,
         dense_to_conv,

@@ -1,0 +1,226 @@
+"""cancel-transposes: move activation Transposes down the graph until they cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+from onnx_ir.passes import common
+
+from irbridge.provenance import copy_provenance
+
+from . import register
+from ._weights import UNARY_ELEMENTWISE, add_initializer, const, reuse_or_add, single_reader
+
+BINARY_ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal",
+                      "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "PRelu"}
+UNARY = UNARY_ELEMENTWISE - {"PRelu"} | {"Clip", "Cast", "Not", "Floor", "Ceil", "Round", "Sign",
+                                         "Reciprocal", "Erf", "Sin", "Cos", "IsNaN", "IsInf"}
+REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+          "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum"}
+
+
+@register("cancel-transposes")
+class CancelTransposes(ir.passes.InPlacePass):
+    """Push activation Transposes down through layout-agnostic ops and cancel them in pairs.
+
+    TF and Keras graphs arrive NHWC, with a Transpose on each side of every channels-first op:
+
+        before:  Conv -> Transpose(0,2,3,1) -> Relu -> Add(bias[C]) -> Transpose(0,3,1,2) -> Conv
+        after:   Conv -> Relu -> Add(bias[C,1,1]) -> Conv
+
+    A Transpose moves past elementwise ops (constant operands are permuted to match, other
+    operands must carry the same Transpose), Concat, Pad, Softmax and reductions with
+    keepdims (their axes renumbered); two Transposes in a row compose, and vanish when the
+    result is the identity. A Transpose feeding a Flatten that feeds a fully connected layer is
+    removed by permuting the layer's weight columns (a Dense after a Flatten when the channel
+    order changes, seed 002). Ops that ONNX defines channels-first only (Conv, pooling,
+    BatchNormalization) stop a Transpose; the to-nhwc layout assignment handles those.
+    """
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        common.ShapeInferencePass()(model)
+        modified = False
+        while True:
+            changed = False
+            for node in list(model.graph):
+                if node.graph is None or node.op_type != "Transpose" or node.domain != "":
+                    continue
+                changed |= _step(model.graph, node)
+            if not changed:
+                break
+            modified = True
+            common.ShapeInferencePass()(model)
+        return ir.passes.PassResult(model, modified)
+
+
+def _perm(t: ir.Node) -> list[int] | None:
+    perm = t.attributes.get_ints("perm", None)
+    if perm is None:
+        shape = t.inputs[0].shape
+        return None if shape is None else list(reversed(range(len(shape))))
+    return list(perm)
+
+
+def _step(graph: ir.Graph, t: ir.Node) -> bool:
+    perm = _perm(t)
+    if perm is None:
+        return False
+    x, out = t.inputs[0], t.outputs[0]
+    if perm == sorted(perm):  # identity transpose
+        return _bypass(graph, t, x)
+    reader = single_reader(out)
+    if reader is None:
+        return False
+    op = reader.op_type
+    if op == "Transpose" and reader.domain == "":
+        p2 = _perm(reader)
+        if p2 is None:
+            return False
+        combined = [perm[i] for i in p2]
+        if combined == sorted(combined):
+            if reader.outputs[0].is_graph_output():
+                return _replace(graph, reader, [t, reader], "Identity", [x], {})
+            reader.outputs[0].replace_all_uses_with(x)
+            graph.remove([reader, t], safe=True)
+            return True
+        return _replace(graph, reader, [t, reader], "Transpose", [x], {"perm": combined})
+    if op in UNARY and reader.inputs[0] is out:
+        return _sink(graph, t, reader, [x, *reader.inputs[1:]], {})
+    if op in BINARY_ELEMENTWISE:
+        return _sink_binary(graph, t, reader, perm)
+    if op == "Concat":
+        return _sink_concat(graph, t, reader, perm)
+    if op in ("Softmax", "LogSoftmax") and reader.inputs[0] is out:
+        axis = reader.attributes.get_int("axis", -1) % len(perm)
+        return _sink(graph, t, reader, [x], {"axis": perm[axis]})
+    if op in REDUCE and reader.inputs[0] is out and reader.attributes.get_int("keepdims", 1):
+        return _sink_reduce(graph, t, reader, perm)
+    if op == "Pad" and reader.inputs[0] is out:
+        return _sink_pad(graph, t, reader, perm)
+    if op in ("Flatten", "Reshape"):
+        return _into_dense_weights(graph, t, reader, perm)
+    return False
+
+
+def _bypass(graph: ir.Graph, t: ir.Node, x: ir.Value) -> bool:
+    if t.outputs[0].is_graph_output():
+        return _replace(graph, t, [t], "Identity", [x], {})
+    t.outputs[0].replace_all_uses_with(x)
+    graph.remove(t, safe=True)
+    return True
+
+
+def _replace(graph, anchor: ir.Node, old: list[ir.Node], op_type: str, inputs, attrs) -> bool:
+    new = ir.node(op_type, inputs, attrs, name=anchor.name)
+    copy_provenance(anchor, new)
+    ir.convenience.replace_nodes_and_values(graph, anchor, old, [new], [anchor.outputs[0]], [new.outputs[0]])
+    return True
+
+
+def _sink(graph, t: ir.Node, reader: ir.Node, inputs, attr_changes: dict, old=None) -> bool:
+    """reader(T(x), ...) -> T(reader'(x, ...)); reader' has `attr_changes` applied."""
+    if any(o.uses() or o.is_graph_output() for o in reader.outputs[1:]):
+        return False
+    attrs = {k: v for k, v in reader.attributes.items() if k not in attr_changes}
+    moved = ir.Node(reader.domain, reader.op_type, inputs, list(attrs.values()), name=reader.name, num_outputs=1)
+    for k, v in attr_changes.items():
+        moved.attributes[k] = ir.convenience.convert_attribute(k, v)
+    copy_provenance(reader, moved)
+    new_t = ir.node("Transpose", [moved.outputs[0]], {"perm": _perm(t)}, name=t.name)
+    copy_provenance(t, new_t)
+    ir.convenience.replace_nodes_and_values(graph, reader, (old or []) + [t, reader], [moved, new_t],
+                                            [reader.outputs[0]], [new_t.outputs[0]])
+    return True
+
+
+def _sink_binary(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
+    inverse = list(np.argsort(perm))
+    rank = len(perm)
+    new_inputs, extra_old = [], []
+    for v in reader.inputs:
+        if v is t.outputs[0]:
+            new_inputs.append(t.inputs[0])
+            continue
+        producer = v.producer()
+        c = const(v)
+        if c is not None and c.ndim <= rank:
+            expanded = c.reshape((1,) * (rank - c.ndim) + c.shape)
+            if reader.op_type == "PRelu" and c.ndim < rank:
+                return False  # PRelu broadcasts one way only; keep it simple
+            new_inputs.append(reuse_or_add(graph, v, expanded.transpose(inverse), reader, "perm"))
+        elif producer is not None and producer.op_type == "Transpose" and _perm(producer) == perm \
+                and single_reader(v) is reader:
+            new_inputs.append(producer.inputs[0])
+            extra_old.append(producer)
+        else:
+            return False
+    return _sink(graph, t, reader, new_inputs, {}, old=extra_old)
+
+
+def _sink_concat(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
+    inputs, old = [], []
+    for v in reader.inputs:
+        producer = v.producer()
+        if producer is None or producer.op_type != "Transpose" or _perm(producer) != perm \
+                or single_reader(v) is not reader:
+            return False
+        inputs.append(producer.inputs[0])
+        if producer is not t:
+            old.append(producer)
+    axis = reader.attributes.get_int("axis", 0) % len(perm)
+    return _sink(graph, t, reader, inputs, {"axis": perm[axis]}, old=old)
+
+
+def _sink_reduce(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
+    rank = len(perm)
+    if len(reader.inputs) > 1 and reader.inputs[1] is not None:
+        axes = const(reader.inputs[1])
+        if axes is None:
+            return False
+        new_axes = add_initializer(graph, f"{reader.name}_axes", np.array([perm[int(a) % rank] for a in axes], np.int64))
+        return _sink(graph, t, reader, [t.inputs[0], new_axes], {})
+    axes = reader.attributes.get_ints("axes", None)
+    if axes is None:  # all axes: the layout does not matter
+        return _sink(graph, t, reader, [t.inputs[0]], {})
+    return _sink(graph, t, reader, [t.inputs[0]], {"axes": [perm[int(a) % rank] for a in axes]})
+
+
+def _sink_pad(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
+    pads = const(reader.inputs[1])
+    rank = len(perm)
+    if pads is None or len(pads) != 2 * rank or (len(reader.inputs) > 3 and reader.inputs[3] is not None):
+        return False
+    new = np.zeros_like(pads)
+    for i, p in enumerate(perm):
+        new[p], new[p + rank] = pads[i], pads[i + rank]
+    new_pads = add_initializer(graph, f"{reader.name}_pads", new.astype(np.int64))
+    return _sink(graph, t, reader, [t.inputs[0], new_pads, *reader.inputs[2:]], {})
+
+
+def _into_dense_weights(graph, t: ir.Node, flat: ir.Node, perm: list[int]) -> bool:
+    """Flatten(T(x)) -> FC: drop T and permute the FC weight's input columns instead."""
+    from .dense_to_conv import _is_flatten  # the one definition of "a flatten"
+
+    x = t.inputs[0]
+    if perm[0] != 0 or not _is_flatten(flat) or x.shape is None \
+            or not all(isinstance(d, int) for d in x.shape[1:]):
+        return False
+    fc = single_reader(flat.outputs[0])
+    if fc is None or fc.op_type not in ("Gemm", "MatMul") or fc.inputs[0] is not flat.outputs[0]:
+        return False
+    w = const(fc.inputs[1])
+    if w is None or w.ndim != 2:
+        return False
+    trans_b = fc.op_type == "Gemm" and fc.attributes.get_int("transB", 0)
+    if fc.op_type == "Gemm" and fc.attributes.get_int("transA", 0):
+        return False
+    # the Flatten saw x.transpose(perm): column k of the FC reads element position_in_T[m]
+    shape_x = list(x.shape[1:])
+    shape_t = [shape_x[p - 1] for p in perm[1:]]
+    position = np.arange(int(np.prod(shape_t))).reshape(shape_t).transpose(np.argsort(perm[1:])).reshape(-1)
+    new_w = w[:, position] if trans_b else w[position, :]
+    weight = reuse_or_add(graph, fc.inputs[1], new_w, fc, "flatten_order")
+    fc.replace_input_with(1, weight)
+    flat.replace_input_with(0, x)
+    graph.remove(t, safe=True)
+    return True
