@@ -70,22 +70,36 @@ def verify(a, b, *, inputs=None, layerwise: bool = False, atol: float | None = N
 
 def convert(source, to: str, output=None, *, weights=None, passes=None, check: bool = True,
             inputs=None, atol: float | None = None, rtol: float | None = None,
-            format: str | None = None, dump_dir=None) -> ConversionResult:
+            format: str | None = None, dump_dir=None, layout: str = "nchw") -> ConversionResult:
     """load + normalize + export (+ verify) (+ save when `output` is given).
 
-    On a verification failure nothing is written and VerificationError is raised.
+    `layout="nhwc"` (ONNX output only) gives channels-last image inputs and outputs with the
+    fewest Transposes ONNX allows (the to-nhwc pass). The check compares the export with
+    onnxruntime on the canonical graph; for ONNX output, with the graph as imported, which
+    proves the passes. On a verification failure nothing is written and VerificationError
+    is raised.
     """
+    if layout not in ("nchw", "nhwc"):
+        raise InputError(f"layout {layout!r}: expected 'nchw' or 'nhwc'")
+    if layout == "nhwc" and to != "onnx":
+        raise InputError(f"layout='nhwc' is an ONNX output option; the {to} exporter chooses its own layout")
     t0 = time.perf_counter()
     shapes = inputs if isinstance(inputs, dict) and _all_shapes(inputs) else None
-    model = load(source, weights, format=format, inputs=inputs)
+    imported = load(source, weights, format=format, inputs=inputs)
     t1 = time.perf_counter()
-    model = normalize(model, passes, dump_dir=dump_dir)
+    steps = None if passes is None else list(passes)
+    if layout == "nhwc":
+        from . import passes as passes_mod
+
+        steps = (passes_mod.DEFAULT_PIPELINE if steps is None else steps) + ["to-nhwc"]
+    model = normalize(imported, steps, dump_dir=dump_dir)
     t2 = time.perf_counter()
     exported = exporters.export_raw(model, to)
     t3 = time.perf_counter()
     report = None
     if check:
-        report = _verify(model, exported, inputs=shapes, atol=atol, rtol=rtol)
+        reference = imported if to == "onnx" else model
+        report = _verify(reference, exported, inputs=shapes, atol=atol, rtol=rtol)
     t4 = time.perf_counter()
     seconds = {"import": t1 - t0, "passes": t2 - t1, "export": t3 - t2, "check": t4 - t3}
     if report is not None and not report.ok:

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--atol", type=float)
     c.add_argument("--rtol", type=float)
     c.add_argument("--dump-ir", metavar="DIR", help="write the graph after each step for Netron")
+    c.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw",
+                   help="--to onnx: channels-last image inputs/outputs, fewest Transposes (default nchw)")
     _common(c)
 
     i = sub.add_parser("inspect", help="show a model's inputs, outputs, ops and size")
@@ -169,7 +171,8 @@ def cmd_convert(args) -> int:
     try:
         res = api.convert(args.src, args.to, args.output, weights=args.weights, passes=names,
                           check=not args.no_check, inputs=_parse_inputs(args.input),
-                          atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir)
+                          atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
+                          layout=args.layout)
     except VerificationError as e:
         if args.json:
             _emit({"ok": False, "source": args.src, "target": args.to, "output": None,
@@ -192,6 +195,11 @@ def cmd_convert(args) -> int:
         "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
     }
     out["seconds"]["total"] = round(time.perf_counter() - t0, 4)
+    if args.layout == "nhwc":
+        from .passes.to_nhwc import remaining_transposes
+
+        out["layout"] = "nhwc"
+        out["transposes"] = remaining_transposes(model)
     if args.json:
         _emit(out)
     else:
@@ -201,6 +209,8 @@ def cmd_convert(args) -> int:
             print("verification: skipped (--no-check)")
         print(f"wrote {res.output} ({out['nodes']} nodes, {out['parameters']:,} parameters, "
               f"{out['seconds']['total']:.2f} s)")
+        for t in out.get("transposes", []):
+            print(f"  Transpose {t['node']} (layer {t['layer']}, perm {t['perm']}) stays: {t['reason']}")
     return 0
 
 

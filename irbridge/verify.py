@@ -240,8 +240,14 @@ def onnx_runner(model: ir.Model) -> Runner:
     names_out = [v.name for v in model.graph.outputs]
     sess = _session(proto)
 
+    to_file, from_file = _interface_layouts(model)
+
+    def file_feeds(feeds):
+        return {k: feeds[k].transpose(to_file[k]) if k in to_file else feeds[k] for k in names_in}
+
     def run(feeds):
-        return dict(zip(names_out, sess.run(names_out, {k: feeds[k] for k in names_in})))
+        outs = sess.run(names_out, file_feeds(feeds))
+        return {n: o.transpose(from_file[n]) if n in from_file else o for n, o in zip(names_out, outs)}
 
     def values(feeds, reference=None):
         extra = [n for n in _all_value_names(model) if n not in names_out]
@@ -250,10 +256,33 @@ def onnx_runner(model: ir.Model) -> Runner:
         for n in extra:
             p.graph.output.append(onnx.ValueInfoProto(name=n))
         s = _session(p)
-        outs = s.run(None, {k: feeds[k] for k in names_in})
+        outs = s.run(None, file_feeds(feeds))
         return dict(zip([o.name for o in p.graph.output], outs))
 
-    return Runner(names_in, names_out, run, input_specs(model), values, layer_outputs(model))
+    specs = [(n, _canonical_shape(s, to_file.get(n)), d)
+             for n, s, d in input_specs(model)]
+    return Runner(names_in, names_out, run, specs, values, layer_outputs(model))
+
+
+def _canonical_shape(shape: tuple, to_file: list[int] | None) -> tuple:
+    """The NCHW shape of an input stored channels-last (to_file maps NCHW -> file order)."""
+    if to_file is None:
+        return shape
+    inverse = np.argsort(to_file)
+    return tuple(shape[i] for i in inverse)
+
+
+_CHANNELS_LAST = {"NWC": [0, 2, 1], "NHWC": [0, 2, 3, 1], "NDHWC": [0, 2, 3, 4, 1]}
+
+
+def _interface_layouts(model: ir.Model) -> tuple[dict, dict]:
+    """Graph inputs/outputs marked channels-last (irbridge.layout): the permutations from the
+    canonical NCHW order into the file's order (inputs) and back (outputs)."""
+    to_file = {v.name: _CHANNELS_LAST[v.metadata_props[provenance.LAYOUT]] for v in model.graph.inputs
+               if v.metadata_props.get(provenance.LAYOUT) in _CHANNELS_LAST}
+    from_file = {v.name: list(np.argsort(_CHANNELS_LAST[v.metadata_props[provenance.LAYOUT]]))
+                 for v in model.graph.outputs if v.metadata_props.get(provenance.LAYOUT) in _CHANNELS_LAST}
+    return to_file, from_file
 
 
 def _in_memory_proto(model: ir.Model) -> onnx.ModelProto:

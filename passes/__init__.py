@@ -119,4 +119,5 @@ def _load_all() -> None:
         fold_constants,
         fold_kernel_flip,
         fold_weight_layout,
+        to_nhwc,
     )

@@ -54,7 +54,7 @@ def finish(model: ir.Model, fmt: str) -> ir.Model:
     opset = model.opset_imports.get("", None)
     if opset is None:
         raise InputError("the model imports no default-domain ONNX opset; it is not a valid ONNX model.")
-    model.metadata_props.setdefault(provenance.SOURCE_OPSET, str(opset))
+    model.metadata_props[provenance.SOURCE_OPSET] = str(opset)
     # Old files list initializers as graph inputs too (IR < 4); they are weights, not inputs.
     common.RemoveInitializersFromInputsPass()(model)
     model.ir_version = max(model.ir_version or 0, MIN_IR_VERSION)
