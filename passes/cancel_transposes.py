@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx_ir as ir
-from onnx_ir.passes import common
 
 from irbridge.provenance import copy_provenance
 
 from . import register
+from ._rewrite import apply_rules
 from ._weights import UNARY_ELEMENTWISE, add_initializer, const, reuse_or_add, single_reader
 
 BINARY_ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal",
@@ -38,19 +38,7 @@ class CancelTransposes(ir.passes.InPlacePass):
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        common.ShapeInferencePass()(model)
-        modified = False
-        while True:
-            changed = False
-            for node in list(model.graph):
-                if node.graph is None or node.op_type != "Transpose" or node.domain != "":
-                    continue
-                changed |= _step(model.graph, node)
-            if not changed:
-                break
-            modified = True
-            common.ShapeInferencePass()(model)
-        return ir.passes.PassResult(model, modified)
+        return ir.passes.PassResult(model, apply_rules(model, [(("Transpose",), _step)]))
 
 
 def _perm(t: ir.Node) -> list[int] | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import onnx_ir as ir
-from onnx_ir.passes import common
 
 from irbridge.provenance import copy_provenance
 
 from . import register
+from ._rewrite import apply_rules
 from ._weights import UNARY_ELEMENTWISE, const, reuse_or_add, single_reader
 
 
@@ -25,22 +25,11 @@ class ConvToDense(ir.passes.InPlacePass):
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        common.ShapeInferencePass()(model)
-        modified = changed = False
-        while True:
-            for node in list(model.graph):
-                if node.graph is None:
-                    continue
-                if node.op_type == "Conv":
-                    changed |= _conv_to_gemm(model.graph, node)
-                elif node.op_type in UNARY_ELEMENTWISE:
-                    changed |= _sink_unsqueeze(model.graph, node)
-                elif node.op_type == "Flatten":
-                    changed |= _cancel_unsqueeze(model.graph, node)
-            if not changed:
-                break
-            modified, changed = True, False
-            common.ShapeInferencePass()(model)  # new values need shapes for the next round
+        modified = apply_rules(model, [
+            (("Conv",), _conv_to_gemm),
+            (UNARY_ELEMENTWISE, _sink_unsqueeze),
+            (("Flatten",), _cancel_unsqueeze),
+        ])
         return ir.passes.PassResult(model, modified)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx_ir as ir
-from onnx_ir.passes import common
 
 from irbridge.provenance import copy_provenance
 
 from . import register
+from ._rewrite import apply_rules
 from ._weights import UNARY_ELEMENTWISE, const, dense_weight, reuse_or_add, single_reader
 
 
@@ -28,22 +28,11 @@ class DenseToConv(ir.passes.InPlacePass):
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        common.ShapeInferencePass()(model)
-        modified = changed = False
-        while True:
-            for node in list(model.graph):
-                if node.graph is None:
-                    continue
-                if node.op_type in ("Gemm", "MatMul"):
-                    changed |= _flattened_fc_to_conv(model.graph, node)
-                if node.graph is not None and node.op_type == "MatMul":
-                    changed |= _channel_matmul_to_conv(model.graph, node)
-                if node.graph is not None and node.op_type in UNARY_ELEMENTWISE:
-                    changed |= _sink_flatten(model.graph, node)
-            if not changed:
-                break
-            modified, changed = True, False
-            common.ShapeInferencePass()(model)  # new values need shapes for the next round
+        modified = apply_rules(model, [
+            (("Gemm", "MatMul"), _flattened_fc_to_conv),
+            (("MatMul",), _channel_matmul_to_conv),
+            (UNARY_ELEMENTWISE, _sink_flatten),
+        ])
         return ir.passes.PassResult(model, modified)
 
 
