@@ -59,6 +59,10 @@ def save(obj, path: str | os.PathLike, *, source: str | None = None) -> Path:
         from .exporters.torch import save as save_torch
 
         return save_torch(obj, path, source)
+    if type(obj).__module__.split(".")[0] == "keras":
+        from .exporters.keras import save as save_keras
+
+        return save_keras(obj, path)
     raise InputError(f"irbridge.save cannot save an object of type {type(obj).__name__}")
 
 

@@ -399,9 +399,30 @@ def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
+def keras_runner(km, meta: dict) -> Runner:
+    """Runner over a Keras model made by irbridge: canonical (NCHW) feeds are laid out as the
+    model holds its inputs, and outputs are brought back to the ONNX order."""
+    names_in = [n for n, _ in meta["inputs"]]
+    names_out = [n for n, _ in meta["outputs"]]
+
+    def run(feeds):
+        xs = [np.ascontiguousarray(feeds[n].transpose(p)) for n, p in meta["inputs"]]
+        out = km(xs, training=False)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return {n: np.asarray(o).transpose(np.argsort(p)) for (n, p), o in zip(meta["outputs"], out)}
+
+    return Runner(names_in, names_out, run)
+
+
 def runner_for(obj, names_in: list[str] | None = None) -> Runner:
     if isinstance(obj, Runner):
         return obj
+    if type(obj).__module__.split(".")[0] == "keras":
+        from .exporters.keras import info
+
+        meta = info(obj)
+        if meta is not None:
+            return keras_runner(obj, meta)
     if hasattr(obj, "irbridge_values"):
         return torch_runner(obj)
     if isinstance(obj, (ir.Model, onnx.ModelProto, str, os.PathLike)):

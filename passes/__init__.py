@@ -111,6 +111,7 @@ def _dump(model: ir.Model, directory: Path, index: int, name: str) -> None:
 def _load_all() -> None:
     # Importing a pass module registers its passes.
     from . import (  # noqa: F401
+        assign_nhwc,
         cancel_transposes,
         common,
         conv_to_dense,

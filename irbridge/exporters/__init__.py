@@ -15,6 +15,12 @@ from ..errors import InputError
 REGISTRY: dict[str, str] = {
     "onnx": ".onnx:export",
     "torch": ".torch:export",
+    "keras": ".keras:export",
+}
+
+# Passes a target needs after the user's pipeline (they keep the graph valid ONNX).
+TARGET_PASSES: dict[str, list[str]] = {
+    "keras": ["assign-nhwc"],
 }
 
 
@@ -28,5 +34,11 @@ def get(target: str):
 
 
 def export_raw(model: ir.Model, target: str):
-    """Export without verification (irbridge.export adds the check)."""
-    return get(target)(model)
+    """Export without verification (irbridge.export adds the check). Target passes run on a
+    copy, so `model` stays the canonical graph the export is checked against."""
+    exporter = get(target)
+    if TARGET_PASSES.get(target):
+        from .. import passes
+
+        model = passes.run(model.clone(), TARGET_PASSES[target])
+    return exporter(model)

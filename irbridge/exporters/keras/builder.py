@@ -1,0 +1,190 @@
+"""Build a functional keras.Model from an ONNX graph laid out by the assign-nhwc pass.
+
+Every ONNX value is held in the layout the pass assigned (`irbridge.physical`); a converter
+asks for its inputs in the layout it needs (`ctx.x(i, perm)`) and only a mismatch costs a
+`Permute` layer. Layers are named after the source layers.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from ... import provenance
+from ...errors import UnsupportedError
+from ...passes.assign_nhwc import physical_perm
+from .registry import Unsupported, lookup
+
+# keras model -> how its interfaces relate to the ONNX graph (for verification)
+INFO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class KerasContext:
+    def __init__(self, builder: KerasBuilder, node: ir.Node):
+        self.b = builder
+        self.node = node
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        a = self.node.attributes.get(name)
+        if a is None:
+            return default
+        v = a.value
+        if isinstance(v, bytes):
+            return v.decode()
+        if isinstance(v, (tuple, list)):
+            return list(v)
+        if isinstance(v, float):
+            return float(str(np.float32(v)))
+        return v
+
+    def has_input(self, i: int) -> bool:
+        return i < len(self.node.inputs) and self.node.inputs[i] is not None
+
+    def const(self, i: int) -> np.ndarray | None:
+        if not self.has_input(i):
+            return None
+        v = self.node.inputs[i]
+        return None if v.const_value is None or v.is_graph_input() else v.const_value.numpy()
+
+    def shape(self, i: int) -> tuple | None:
+        v = self.node.inputs[i]
+        return None if v is None or v.shape is None else tuple(d if isinstance(d, int) else None for d in v.shape)
+
+    def out_shape(self, k: int = 0) -> tuple | None:
+        v = self.node.outputs[k]
+        return None if v.shape is None else tuple(d if isinstance(d, int) else None for d in v.shape)
+
+    def rank(self, i: int) -> int | None:
+        s = self.shape(i)
+        return None if s is None else len(s)
+
+    def perm_in(self, i: int) -> tuple[int, ...]:
+        """The layout input i is held in (identity when the pass left it in ONNX order)."""
+        v = self.node.inputs[i]
+        return physical_perm(v) or tuple(range(len(v.shape) if v.shape is not None else 0))
+
+    def perm_out(self, k: int = 0) -> tuple[int, ...]:
+        v = self.node.outputs[k]
+        return physical_perm(v) or tuple(range(len(v.shape) if v.shape is not None else 0))
+
+    def axis(self, logical: int, perm: tuple[int, ...]) -> int:
+        """Where the logical ONNX axis sits in data held in `perm`."""
+        return list(perm).index(logical % len(perm))
+
+    def x(self, i: int, perm: tuple[int, ...] | None = None, order_only: bool = False):
+        """Input i as a Keras tensor held in `perm` (default: the output's layout)."""
+        if perm is None:
+            perm = self.perm_out(0)
+        return self.b.tensor(self.node.inputs[i], tuple(perm), order_only)
+
+    def layer(self, cls, *inputs, weights=None, name_suffix: str = "", **kwargs):
+        """Apply a new `cls(**kwargs)` layer named after the source layer; set its weights."""
+        name = self.b.fresh(provenance.source_of(self.node) + name_suffix)
+        layer = cls(name=name, **kwargs)
+        out = layer(inputs[0] if len(inputs) == 1 else list(inputs))
+        if weights is not None:
+            layer.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+        return out
+
+
+class KerasBuilder:
+    def __init__(self, model: ir.Model):
+        import keras
+
+        self.keras = keras
+        self.model = model
+        self.opset = model.opset_imports.get("", 18)
+        self.env: dict[str, tuple] = {}  # onnx value name -> (keras tensor, perm)
+        self.names: set[str] = set()
+        self.permutes = 0
+
+    def fresh(self, base: str) -> str:
+        name = provenance.python_name(base)
+        candidate, k = name, 1
+        while candidate in self.names:
+            k += 1
+            candidate = f"{name}_{k}"
+        self.names.add(candidate)
+        return candidate
+
+    def tensor(self, value: ir.Value, perm: tuple[int, ...], order_only: bool = False):
+        """`value` held in `perm`; with order_only (for Flatten/Reshape, which read only the
+        element order), any layout that differs only in where size-1 axes sit will do."""
+        if value.name not in self.env:
+            raise Unsupported(f"input {value.name!r} is a constant or comes from an unconverted node")
+        t, have = self.env[value.name]
+        if tuple(have) == tuple(perm):
+            return t
+        if order_only and value.shape is not None:
+            big = [a for a in range(len(perm)) if value.shape[a] != 1]
+            if [a for a in have if a in big] == [a for a in perm if a in big]:
+                return t
+        key = f"{value.name}@{perm}"
+        if key in self.env:
+            return self.env[key][0]
+        r = [list(have).index(p) for p in perm]  # t.transpose(r) is the value held in `perm`
+        if r[0] != 0:
+            raise Unsupported("a layout change that moves the batch axis")
+        self.permutes += 1
+        layer = self.keras.layers.Permute(tuple(r[1:]), name=self.fresh(f"{value.name}_permute"))
+        out = layer(t)
+        self.env[key] = (out, perm)
+        return out
+
+
+def build(model: ir.Model, keep_nchw_io: bool = False):
+    import keras
+
+    b = KerasBuilder(model)
+    graph = model.graph
+    inputs = []
+    io_in = []
+    for v in graph.inputs:
+        if v.name in graph.initializers:
+            continue
+        perm = physical_perm(v) or tuple(range(len(v.shape)))
+        shape = [v.shape[p] for p in perm][1:]
+        if any(not isinstance(d, int) for d in shape):
+            raise UnsupportedError(f"input {v.name!r} has dynamic non-batch dims {list(v.shape)}; "
+                                   "fix them with --input NAME:D1,D2,...", nodes=[v.name])
+        t = keras.Input(shape=tuple(shape), name=b.fresh(v.name), dtype=v.dtype.numpy().name
+                        if v.dtype is not None else "float32")
+        inputs.append(t)
+        b.env[v.name] = (t, perm)
+        io_in.append((v.name, perm))
+    problems = []
+    for node in graph:
+        fn = lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
+        why = None if fn is not None else "no Keras converter for this op"
+        if fn is not None:
+            try:
+                result = fn(KerasContext(b, node))
+                results = result if isinstance(result, tuple) else (result,)
+                for k, (out, t) in enumerate(zip(node.outputs, results)):
+                    b.env[out.name] = (t, KerasContext(b, node).perm_out(k))
+                continue
+            except Unsupported as e:
+                why = str(e)
+        problems.append((node, why))
+    if problems:
+        lines = [f"{len(problems)} node(s) cannot be converted to Keras:"]
+        for node, why in problems:
+            src = node.metadata_props.get(provenance.SOURCE, node.name)
+            lines.append(f"  - {node.name}" + (f" (layer {src})" if src != node.name else "") + f": {node.op_type}: {why}")
+        lines.append("Supported ops are listed by `irbridge ops --target keras`.")
+        raise UnsupportedError("\n".join(lines), nodes=[n.name for n, _ in problems])
+    outputs, io_out = [], []
+    for v in graph.outputs:
+        t, perm = b.env[v.name]
+        if keep_nchw_io and list(perm) != sorted(perm):
+            perm = tuple(sorted(perm))
+            t = b.tensor(v, perm)
+        outputs.append(t)
+        io_out.append((v.name, perm))
+    km = keras.Model(inputs=inputs, outputs=outputs if len(outputs) > 1 else outputs[0],
+                     name=provenance.python_name(graph.name or "model"))
+    INFO[km] = {"inputs": io_in, "outputs": io_out, "permutes": b.permutes}
+    return km

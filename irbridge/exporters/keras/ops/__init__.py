@@ -1,0 +1,1 @@
+"""Keras converters, one module per op family."""

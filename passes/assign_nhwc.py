@@ -1,0 +1,130 @@
+"""assign-nhwc: the layout assignment channels-last targets (Keras, TF) are exported on."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from irbridge.provenance import copy_provenance
+
+from . import register
+from ._weights import const, reuse_or_add, single_reader
+from .cancel_transposes import BINARY_ELEMENTWISE, REDUCE, UNARY
+
+PHYSICAL = "irbridge.physical"  # value metadata: how a channels-last target holds the value
+
+# ONNX ops whose channel axis is 1: a channels-last target runs them on NHWC data.
+CHANNELS_FIRST = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
+                  "GlobalMaxPool", "BatchNormalization", "LRN", "InstanceNormalization", "LpPool"}
+# Ops that work in any layout (their axes, pads or constants renumbered by the exporter).
+LAYOUT_FREE = UNARY | BINARY_ELEMENTWISE | REDUCE | {"Concat", "Softmax", "LogSoftmax", "Pad",
+                                                       "Split", "Where", "Identity"}
+
+
+def channels_last(rank: int) -> tuple[int, ...]:
+    """The permutation that takes NC... to N...C."""
+    return (0, *range(2, rank), 1)
+
+
+def physical_perm(v: ir.Value) -> tuple[int, ...] | None:
+    """How the target holds `v`: its data is v.transpose(perm); None means as ONNX says."""
+    text = v.metadata_props.get(PHYSICAL)
+    return tuple(int(p) for p in text.split(",")) if text else None
+
+
+@register("assign-nhwc")
+class AssignNHWC(ir.passes.InPlacePass):
+    """Assign channels-last storage to every activation a channels-first op touches.
+
+    The ONNX graph keeps its meaning (onnxruntime runs it with the same outputs); each value
+    gets `irbridge.physical` = the permutation in which an NHWC target (Keras, TF) holds it.
+    Layout-free ops keep their input's layout, a Transpose changes only the logical view (it
+    costs nothing), and ops that need the ONNX order (Reshape, Flatten, Gemm) get it:
+
+        before:  x[N,3,H,W] -> Conv -> Relu -> MaxPool -> Flatten -> Gemm(W)
+        after:   x (NHWC) -> Conv (NHWC) -> Relu (NHWC) -> MaxPool (NHWC)
+                   -> Transpose(0,2,3,1) (free) -> Flatten -> Gemm(W rows permuted)
+
+    The Transpose before a Flatten that feeds a fully connected layer is paid for by permuting
+    the layer's weight rows, so the flatten happens in the target's own (HWC) order. With
+    `keep_nchw_io`, graph inputs and outputs stay in the ONNX order (one permute each).
+    """
+
+    def __init__(self, keep_nchw_io: bool = False):
+        super().__init__()
+        self.keep_nchw_io = keep_nchw_io
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        for v in graph.inputs:
+            rank = len(v.shape) if v.shape is not None else 0
+            if rank in (4, 5) and not self.keep_nchw_io and v.name not in graph.initializers:
+                _set(v, channels_last(rank))
+        for node in list(graph):
+            if node.op_type in ("Flatten", "Reshape") and _flatten_into_dense(graph, node):
+                continue
+            for out, perm in zip(node.outputs, _output_perms(node)):
+                _set(out, perm)
+        return ir.passes.PassResult(model, True)
+
+
+def _set(v: ir.Value, perm) -> None:
+    if perm is None or list(perm) == sorted(perm):
+        v.metadata_props.pop(PHYSICAL, None)
+    else:
+        v.metadata_props[PHYSICAL] = ",".join(str(p) for p in perm)
+
+
+def _output_perms(node: ir.Node) -> list:
+    rank = _rank(node.outputs[0])
+    if node.op_type in CHANNELS_FIRST and node.domain == "" and rank and rank >= 3:
+        return [channels_last(rank)] + [None] * (len(node.outputs) - 1)
+    if node.op_type == "Transpose":
+        p = node.attributes.get_ints("perm", None)
+        src = physical_perm(node.inputs[0]) or tuple(range(rank or 0))
+        if p is None or not rank:
+            return [None]
+        out = tuple(list(p).index(j) for j in src)  # the same data, viewed through `p`
+        return [out if out[0] == 0 else None]
+    if node.op_type in LAYOUT_FREE:
+        for v in node.inputs:
+            if v is not None and const(v) is None and _rank(v) == rank:
+                return [physical_perm(v)] * len(node.outputs)
+    return [None] * len(node.outputs)
+
+
+def _rank(v: ir.Value) -> int | None:
+    return len(v.shape) if v is not None and v.shape is not None else None
+
+
+def _flatten_into_dense(graph: ir.Graph, flat: ir.Node) -> bool:
+    """Flatten(x held NHWC) -> FC: flatten in the held order, FC weight rows permuted to match."""
+    from .dense_to_conv import _is_flatten
+
+    x = flat.inputs[0]
+    perm = physical_perm(x)
+    if perm is None or perm[0] != 0 or not _is_flatten(flat) or x.shape is None \
+            or not all(isinstance(d, int) for d in x.shape[1:]):
+        return False
+    fc = single_reader(flat.outputs[0])
+    if fc is None or fc.op_type not in ("Gemm", "MatMul") or fc.inputs[0] is not flat.outputs[0]:
+        return False
+    w = const(fc.inputs[1])
+    if w is None or w.ndim != 2 or (fc.op_type == "Gemm" and fc.attributes.get_int("transA", 0)):
+        return False
+    trans_b = fc.op_type == "Gemm" and fc.attributes.get_int("transB", 0)
+    shape_x = list(x.shape[1:])
+    q = [p - 1 for p in perm[1:]]
+    order = np.arange(int(np.prod(shape_x))).reshape(shape_x).transpose(q).reshape(-1)
+    new_w = w[:, order] if trans_b else w[order, :]
+    t = ir.node("Transpose", [x], {"perm": list(perm)}, name=f"{flat.name}_hwc_order")
+    copy_provenance(flat, t)
+    graph.insert_before(flat, t)
+    t.outputs[0].shape = ir.Shape([x.shape[p] for p in perm])
+    t.outputs[0].type = x.type
+    flat.replace_input_with(0, t.outputs[0])
+    fc.replace_input_with(1, reuse_or_add(graph, fc.inputs[1], new_w, fc, "hwc_order"))
+    _set(t.outputs[0], None)
+    for out in flat.outputs:
+        _set(out, None)
+    return True
