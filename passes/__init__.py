@@ -120,5 +120,6 @@ def _load_all() -> None:
         fold_constants,
         fold_kernel_flip,
         fold_weight_layout,
+        merge_affine_into_batchnorm,
         to_nhwc,
     )

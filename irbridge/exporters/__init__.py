@@ -20,7 +20,7 @@ REGISTRY: dict[str, str] = {
 
 # Passes a target needs after the user's pipeline (they keep the graph valid ONNX).
 TARGET_PASSES: dict[str, list[str]] = {
-    "keras": ["assign-nhwc"],
+    "keras": ["merge-affine-into-batchnorm", "assign-nhwc"],
 }
 
 
