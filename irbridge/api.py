@@ -38,15 +38,32 @@ def normalize(model: ir.Model, passes=None, *, dump_dir=None) -> ir.Model:
 
 
 def export(model: ir.Model, target: str, *, check: bool = True, inputs=None,
-           atol: float | None = None, rtol: float | None = None):
-    """Export a canonical graph to `target` ("onnx", "torch"); verified against onnxruntime
-    unless check=False (raises VerificationError on a mismatch)."""
-    exported = exporters.export_raw(model, target)
+           atol: float | None = None, rtol: float | None = None, keep_nchw_io: bool = False,
+           preprocess: str | None = None):
+    """Export a canonical graph to `target` ("onnx", "torch", "keras", "tf"); verified against
+    onnxruntime unless check=False (raises VerificationError on a mismatch).
+
+    keras/tf: channels-last throughout, NHWC interfaces unless `keep_nchw_io`; tf: `preprocess`
+    ("caffe-bgr-mean") bakes RGB->BGR and mean subtraction into the signatures."""
+    exported = exporters.export_raw(model, target, **_options(target, keep_nchw_io, preprocess))
     if check and target != "onnx":
         report = _verify(model, exported, inputs=inputs, atol=atol, rtol=rtol)
         if not report.ok:
             raise VerificationError(f"the {target} export does not match onnxruntime:\n{report}", report)
     return exported
+
+
+def _options(target: str, keep_nchw_io: bool, preprocess: str | None) -> dict:
+    options = {}
+    if keep_nchw_io:
+        if target not in ("keras", "tf"):
+            raise InputError(f"keep_nchw_io is for the keras and tf targets, not {target}")
+        options["keep_nchw_io"] = True
+    if preprocess not in (None, "none"):
+        if target != "tf":
+            raise InputError(f"preprocess is baked into TF SavedModels only (--to tf), not {target}")
+        options["preprocess"] = preprocess
+    return options
 
 
 def save(obj, path: str | os.PathLike, *, source: str | None = None) -> Path:
@@ -63,6 +80,10 @@ def save(obj, path: str | os.PathLike, *, source: str | None = None) -> Path:
         from .exporters.keras import save as save_keras
 
         return save_keras(obj, path)
+    if hasattr(obj, "irbridge_info") and hasattr(obj, "signatures"):
+        from .exporters.tf import save as save_tf
+
+        return save_tf(obj, path)
     raise InputError(f"irbridge.save cannot save an object of type {type(obj).__name__}")
 
 
@@ -74,7 +95,8 @@ def verify(a, b, *, inputs=None, layerwise: bool = False, atol: float | None = N
 
 def convert(source, to: str, output=None, *, weights=None, passes=None, check: bool = True,
             inputs=None, atol: float | None = None, rtol: float | None = None,
-            format: str | None = None, dump_dir=None, layout: str = "nchw") -> ConversionResult:
+            format: str | None = None, dump_dir=None, layout: str = "nchw",
+            keep_nchw_io: bool = False, preprocess: str | None = None) -> ConversionResult:
     """load + normalize + export (+ verify) (+ save when `output` is given).
 
     `layout="nhwc"` (ONNX output only) gives channels-last image inputs and outputs with the
@@ -98,7 +120,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         steps = (passes_mod.DEFAULT_PIPELINE if steps is None else steps) + ["to-nhwc"]
     model = normalize(imported, steps, dump_dir=dump_dir)
     t2 = time.perf_counter()
-    exported = exporters.export_raw(model, to)
+    exported = exporters.export_raw(model, to, **_options(to, keep_nchw_io, preprocess))
     t3 = time.perf_counter()
     report = None
     if check:

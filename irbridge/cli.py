@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--atol", type=float)
     c.add_argument("--rtol", type=float)
     c.add_argument("--dump-ir", metavar="DIR", help="write the graph after each step for Netron")
+    c.add_argument("--keep-nchw-io", action="store_true",
+                   help="--to keras/tf: keep NCHW inputs/outputs (default: NHWC interfaces)")
+    c.add_argument("--preprocess", choices=("caffe-bgr-mean",),
+                   help="--to tf: take RGB 0..255 images; apply RGB->BGR and ImageNet mean subtraction")
     c.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw",
                    help="--to onnx: channels-last image inputs/outputs, fewest Transposes (default nchw)")
     _common(c)
@@ -172,7 +176,8 @@ def cmd_convert(args) -> int:
         res = api.convert(args.src, args.to, args.output, weights=args.weights, passes=names,
                           check=not args.no_check, inputs=_parse_inputs(args.input),
                           atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
-                          layout=args.layout)
+                          layout=args.layout, keep_nchw_io=args.keep_nchw_io,
+                          preprocess=args.preprocess)
     except VerificationError as e:
         if args.json:
             _emit({"ok": False, "source": args.src, "target": args.to, "output": None,

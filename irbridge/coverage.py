@@ -18,6 +18,10 @@ def _target_ops(target: str) -> dict[str, list[int]] | None:
         from .exporters.torch.registry import supported
 
         return supported()
+    if target in ("keras", "tf"):  # the TF exporter is the Keras model, frozen
+        from .exporters.keras.registry import supported
+
+        return supported()
     return None
 
 
@@ -35,7 +39,7 @@ def table(target: str | None = None, source: str | None = None):
                 raise InputError(f"no importer for source {source!r}; sources: {', '.join(sorted(REGISTRY))}")
             return [{"op": "*", source: how or "see README"}], [source]
         return [{"op": op, "onnx": f"opset {v}"} for op, v in sorted(onnx_ops.items())], ["onnx"]
-    targets = [target] if target else ["torch"]
+    targets = [target] if target else ["torch", "keras"]
     columns = list(targets)
     rows = []
     covered = {t: _target_ops(t) or {} for t in targets}

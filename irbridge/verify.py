@@ -414,9 +414,30 @@ def keras_runner(km, meta: dict) -> Runner:
     return Runner(names_in, names_out, run)
 
 
+def tf_runner(module) -> Runner:
+    """Runner over irbridge's frozen TF module: feeds laid out channels-last and, when the
+    module bakes in Caffe preprocessing, turned into the raw RGB images that give them."""
+    meta = module.irbridge_info
+    mean = None if module._mean is None else module._mean.numpy()
+
+    def run(feeds):
+        xs = []
+        for n, p in meta["inputs"]:
+            x = np.ascontiguousarray(feeds[n].transpose(p))
+            if mean is not None:
+                x = np.ascontiguousarray((x + mean)[..., ::-1])  # preprocess(raw) == x
+            xs.append(x)
+        out = module.serving_default(*xs)
+        return {n: np.asarray(out[n]).transpose(np.argsort(p)) for n, p in meta["outputs"]}
+
+    return Runner([n for n, _ in meta["inputs"]], [n for n, _ in meta["outputs"]], run)
+
+
 def runner_for(obj, names_in: list[str] | None = None) -> Runner:
     if isinstance(obj, Runner):
         return obj
+    if hasattr(obj, "irbridge_info") and hasattr(obj, "serving_default"):
+        return tf_runner(obj)
     if type(obj).__module__.split(".")[0] == "keras":
         from .exporters.keras import info
 

@@ -120,3 +120,34 @@ ZOO = {
     "resnet_small": (resnet_small, (1, 3, 64, 64)),
     "mlp": (mlp, (4, 32)),
 }
+
+
+class VGG19Style(nn.Module):
+    """VGG19's layout with Keras' layer names (block1_conv1 ... block5_pool), narrow for tests."""
+
+    def __init__(self, width: int = 8, classes: int = 10):
+        super().__init__()
+        cin = 3
+        for b, (n, mult) in enumerate([(2, 1), (2, 2), (4, 4), (4, 8), (4, 8)], 1):
+            for i in range(1, n + 1):
+                self.add_module(f"block{b}_conv{i}", nn.Conv2d(cin, width * mult, 3, padding=1))
+                self.add_module(f"block{b}_relu{i}", nn.ReLU())
+                cin = width * mult
+            self.add_module(f"block{b}_pool", nn.MaxPool2d(2))
+        self.flatten = nn.Flatten()
+        self.predictions = nn.Linear(cin * 2 * 2, classes)
+
+    def forward(self, x):
+        for name, module in self.named_children():
+            if name in ("flatten", "predictions"):
+                break
+            x = module(x)
+        return self.predictions(self.flatten(x))
+
+
+def vgg19_style(seed: int = 0) -> nn.Module:
+    """VGG19-style net on 3x64x64 inputs with Keras' block names."""
+    return _seeded(VGG19Style(), seed)
+
+
+ZOO["vgg19_style"] = (vgg19_style, (1, 3, 64, 64))

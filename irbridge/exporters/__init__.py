@@ -16,12 +16,17 @@ REGISTRY: dict[str, str] = {
     "onnx": ".onnx:export",
     "torch": ".torch:export",
     "keras": ".keras:export",
+    "tf": ".tf:export",
 }
 
-# Passes a target needs after the user's pipeline (they keep the graph valid ONNX).
-TARGET_PASSES: dict[str, list[str]] = {
-    "keras": ["merge-affine-into-batchnorm", "assign-nhwc"],
-}
+
+def target_passes(target: str, options: dict) -> list:
+    """Passes a target needs after the user's pipeline (they keep the graph valid ONNX)."""
+    if target in ("keras", "tf"):
+        from ..passes.assign_nhwc import AssignNHWC
+
+        return ["merge-affine-into-batchnorm", AssignNHWC(keep_nchw_io=options.get("keep_nchw_io", False))]
+    return []
 
 
 def get(target: str):
@@ -33,12 +38,14 @@ def get(target: str):
     return getattr(importlib.import_module(module_name, __name__), func)
 
 
-def export_raw(model: ir.Model, target: str):
+def export_raw(model: ir.Model, target: str, **options):
     """Export without verification (irbridge.export adds the check). Target passes run on a
-    copy, so `model` stays the canonical graph the export is checked against."""
+    copy, so `model` stays the canonical graph the export is checked against. `options` go to
+    the exporter (keras/tf: keep_nchw_io; tf: preprocess)."""
     exporter = get(target)
-    if TARGET_PASSES.get(target):
+    steps = target_passes(target, options)
+    if steps:
         from .. import passes
 
-        model = passes.run(model.clone(), TARGET_PASSES[target])
-    return exporter(model)
+        model = passes.run(model.clone(), steps)
+    return exporter(model, **options)

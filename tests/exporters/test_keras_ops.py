@@ -37,8 +37,8 @@ XFAIL = {"add_broadcast": "Add of two run-time tensors of different ranks (refus
 @pytest.mark.parametrize("row", [r for r in ROWS if r[0] in KERAS_ROWS], ids=lambda r: r[0])
 def test_op_matches_the_reference(row):
     import irbridge
-    from irbridge.verify import keras_runner
     from irbridge.exporters.keras import info
+    from irbridge.verify import keras_runner
 
     row_id, op, attrs, shapes, consts = row
     if row_id in XFAIL:

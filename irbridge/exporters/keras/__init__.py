@@ -8,19 +8,22 @@ of irbridge.keras_layers (LRN, exact padded pooling, constant operands).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
-import onnx_ir as ir
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter is not the user's business
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from ..._io import atomic_path
+import onnx_ir as ir  # noqa: E402
+
+from ..._io import atomic_path  # noqa: E402
 
 
-def export(model: ir.Model, keep_nchw_io: bool = False):
+def export(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
+    """The keras.Model; `trainable=False` creates every layer frozen (the TF exporter's use)."""
     from .builder import build
 
-    return build(model, keep_nchw_io=keep_nchw_io)
+    return build(model, keep_nchw_io=keep_nchw_io, trainable=trainable)
 
 
 def save(km, path: str | os.PathLike) -> Path:

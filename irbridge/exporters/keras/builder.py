@@ -83,7 +83,7 @@ class KerasContext:
     def layer(self, cls, *inputs, weights=None, name_suffix: str = "", **kwargs):
         """Apply a new `cls(**kwargs)` layer named after the source layer; set its weights."""
         name = self.b.fresh(provenance.source_of(self.node) + name_suffix)
-        layer = cls(name=name, **kwargs)
+        layer = cls(name=name, trainable=self.b.trainable, **kwargs)
         out = layer(inputs[0] if len(inputs) == 1 else list(inputs))
         if weights is not None:
             layer.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
@@ -100,6 +100,7 @@ class KerasBuilder:
         self.env: dict[str, tuple] = {}  # onnx value name -> (keras tensor, perm)
         self.names: set[str] = set()
         self.permutes = 0
+        self.trainable = True
 
     def fresh(self, base: str) -> str:
         name = provenance.python_name(base)
@@ -135,10 +136,11 @@ class KerasBuilder:
         return out
 
 
-def build(model: ir.Model, keep_nchw_io: bool = False):
+def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
     import keras
 
     b = KerasBuilder(model)
+    b.trainable = trainable
     graph = model.graph
     inputs = []
     io_in = []
