@@ -147,6 +147,9 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
     for v in graph.inputs:
         if v.name in graph.initializers:
             continue
+        if v.dtype is not None and v.dtype != ir.DataType.FLOAT:
+            raise UnsupportedError(f"input {v.name!r} is {v.dtype.name.lower()}; the Keras exporter's "
+                                   "layers compute in float32", nodes=[v.name])
         perm = physical_perm(v) or tuple(range(len(v.shape)))
         shape = [v.shape[p] for p in perm][1:]
         if any(not isinstance(d, int) for d in shape):
@@ -180,6 +183,9 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
         raise UnsupportedError("\n".join(lines), nodes=[n.name for n, _ in problems])
     outputs, io_out = [], []
     for v in graph.outputs:
+        if v.name not in b.env:
+            raise UnsupportedError(f"output {v.name!r} is a constant of the graph; a Keras model's "
+                                   "outputs must be computed from its inputs", nodes=[v.name])
         t, perm = b.env[v.name]
         if keep_nchw_io and list(perm) != sorted(perm):
             perm = tuple(sorted(perm))

@@ -69,14 +69,22 @@ _activation("Relu", lambda ctx: (keras.layers.ReLU, {}))
 _activation("LeakyRelu", lambda ctx: (keras.layers.LeakyReLU, {"negative_slope": ctx.attr("alpha", 0.01)}))
 _activation("Elu", lambda ctx: (keras.layers.ELU, {"alpha": ctx.attr("alpha", 1.0)}))
 for _op, _name in {"Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus", "Softsign": "softsign",
-                   "Selu": "selu", "Mish": "mish", "HardSwish": "hard_swish"}.items():
+                   "Mish": "mish", "HardSwish": "hard_swish"}.items():
     _activation(_op, lambda ctx, n=_name: (keras.layers.Activation, {"activation": n}))
 
 
 @converter("Gelu", since=20)
 def gelu(ctx):
-    approx = ctx.attr("approximate", "none") == "tanh"
-    return ctx.layer(keras.layers.Activation, ctx.x(0), activation="gelu" if not approx else "gelu")
+    if ctx.attr("approximate", "none") != "none":
+        raise Unsupported("the tanh approximation of Gelu (Keras' 'gelu' activation is exact)")
+    return ctx.layer(keras.layers.Activation, ctx.x(0), activation="gelu")
+
+
+@converter("Selu")
+def selu(ctx):
+    if abs(ctx.attr("alpha", 1.6732632) - 1.6732632) > 1e-6 or abs(ctx.attr("gamma", 1.050701) - 1.050701) > 1e-6:
+        raise Unsupported("Selu with alpha/gamma other than the standard constants")
+    return ctx.layer(keras.layers.Activation, ctx.x(0), activation="selu")
 
 
 @converter("Clip")
@@ -168,6 +176,8 @@ def identity(ctx):
 
 @converter("Dropout")
 def dropout(ctx):
+    if ctx.has_input(2) or (len(ctx.node.outputs) > 1 and (ctx.node.outputs[1].uses() or ctx.node.outputs[1].is_graph_output())):
+        raise Unsupported("Dropout's training mode or mask output (export is for inference)")
     ratio = ctx.const(1) if ctx.has_input(1) else None
     return ctx.layer(keras.layers.Dropout, ctx.x(0), rate=float(ratio) if ratio is not None else 0.5)
 

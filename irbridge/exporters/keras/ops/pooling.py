@@ -53,7 +53,7 @@ def _geometry(ctx):
 
 @converter("MaxPool")
 def max_pool(ctx):
-    if len(ctx.node.outputs) > 1 and ctx.node.outputs[1].uses():
+    if len(ctx.node.outputs) > 1 and (ctx.node.outputs[1].uses() or ctx.node.outputs[1].is_graph_output()):
         raise Unsupported("the Indices output of MaxPool")
     kernel, strides, pads, same, _ = _geometry(ctx)
     x = ctx.x(0, channels_last(4))
