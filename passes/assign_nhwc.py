@@ -58,7 +58,8 @@ class AssignNHWC(ir.passes.InPlacePass):
         graph = model.graph
         for v in graph.inputs:
             rank = len(v.shape) if v.shape is not None else 0
-            if rank in (4, 5) and not self.keep_nchw_io and v.name not in graph.initializers:
+            if rank in (4, 5) and not self.keep_nchw_io and v.name not in graph.initializers \
+                    and not _already_channels_last(v, rank):
                 _set(v, channels_last(rank))
         for node in list(graph):
             if node.op_type in ("Flatten", "Reshape") and _flatten_into_dense(graph, node):
@@ -66,6 +67,14 @@ class AssignNHWC(ir.passes.InPlacePass):
             for out, perm in zip(node.outputs, _output_perms(node)):
                 _set(out, perm)
         return ir.passes.PassResult(model, True)
+
+
+def _already_channels_last(v: ir.Value, rank: int) -> bool:
+    """An input that the graph itself transposes NHWC -> NCHW (a TF graph) is NHWC already."""
+    to_first = [0, rank - 1, *range(1, rank - 1)]
+    readers = [n for n, _ in v.uses()]
+    return bool(readers) and all(n.op_type == "Transpose" and list(n.attributes.get_ints("perm", [])) == to_first
+                                 for n in readers)
 
 
 def _set(v: ir.Value, perm) -> None:

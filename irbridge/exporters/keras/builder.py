@@ -80,6 +80,28 @@ class KerasContext:
             perm = self.perm_out(0)
         return self.b.tensor(self.node.inputs[i], tuple(perm), order_only)
 
+    def follower(self, op_types, output: ir.Value | None = None) -> ir.Node | None:
+        """The one node reading `output` (default: output 0), if it is one of `op_types` and
+        nothing else needs the value in between (a candidate to fuse into this layer)."""
+        v = self.node.outputs[0] if output is None else output
+        readers = {n for n, _ in v.uses()}
+        if len(readers) != 1 or v.is_graph_output():
+            return None
+        n = next(iter(readers))
+        return n if n.op_type in op_types and n.domain == "" else None
+
+    def absorb(self, follower: ir.Node) -> None:
+        """`follower` is computed by the layer being made: its output is this node's output."""
+        self.b.absorbed[follower] = self.node.outputs[0]
+
+    def fused_activation(self, output: ir.Value | None = None) -> str | None:
+        """'relu' when a Relu follows and can be fused into the layer (Keras' activation=)."""
+        relu = self.follower(("Relu",), output)
+        if relu is None:
+            return None
+        self.absorb(relu)
+        return "relu"
+
     def layer(self, cls, *inputs, weights=None, name_suffix: str = "", **kwargs):
         """Apply a new `cls(**kwargs)` layer named after the source layer; set its weights."""
         name = self.b.fresh(provenance.source_of(self.node) + name_suffix)
@@ -101,6 +123,7 @@ class KerasBuilder:
         self.names: set[str] = set()
         self.permutes = 0
         self.trainable = True
+        self.absorbed: dict[ir.Node, ir.Value] = {}  # fused follower -> the value it takes over
 
     def fresh(self, base: str) -> str:
         name = provenance.python_name(base)
@@ -162,6 +185,10 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
         io_in.append((v.name, perm))
     problems = []
     for node in graph:
+        if node in b.absorbed:  # fused into the layer before it (e.g. Conv2D(activation="relu"))
+            if b.absorbed[node].name in b.env:
+                b.env[node.outputs[0].name] = b.env[b.absorbed[node].name]
+            continue
         fn = lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
         why = None if fn is not None else "no Keras converter for this op"
         if fn is not None:

@@ -39,7 +39,8 @@ def conv(ctx):
     if zero_pad is not None:
         x = ctx.layer(keras.layers.ZeroPadding2D, x, padding=zero_pad, name_suffix="_pad")
     common = dict(kernel_size=tuple(w.shape[2:]), strides=tuple(win.strides), padding=padding,
-                  dilation_rate=tuple(win.dilations), use_bias=b is not None)
+                  dilation_rate=tuple(win.dilations), use_bias=b is not None,
+                  activation=ctx.fused_activation())
     c_in = w.shape[1] * group
     if group > 1 and group == c_in and w.shape[1] == 1:
         mult = w.shape[0] // c_in

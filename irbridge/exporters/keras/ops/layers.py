@@ -23,9 +23,7 @@ def gemm(ctx):
     kernel = w.T if ctx.attr("transB", 0) else w
     if ctx.has_input(2) and (c is None or ctx.attr("beta", 1.0) != 1.0 or c.size != kernel.shape[1]):
         raise Unsupported("a Gemm bias that is not a constant vector")
-    weights = [kernel] + ([c.reshape(-1)] if c is not None else [])
-    return ctx.layer(keras.layers.Dense, ctx.x(0, _identity(ctx)), weights=weights,
-                     units=kernel.shape[1], use_bias=c is not None)
+    return _dense(ctx, kernel, None if c is None else c.reshape(-1))
 
 
 @converter("MatMul")
@@ -33,7 +31,22 @@ def matmul(ctx):
     w = ctx.const(1)
     if w is None or w.ndim != 2:
         raise Unsupported("MatMul by a non-constant or non-2-D matrix")
-    return ctx.layer(keras.layers.Dense, ctx.x(0, _identity(ctx)), weights=[w], units=w.shape[1], use_bias=False)
+    bias, add = None, ctx.follower(("Add",))
+    if add is not None:  # MatMul + Add(b) is one Dense layer, as a Keras user writes it
+        other = add.inputs[1] if add.inputs[0] is ctx.node.outputs[0] else add.inputs[0]
+        b = None if other.const_value is None or other.is_graph_input() else other.const_value.numpy()
+        if b is not None and b.size == w.shape[1] and b.shape[-1] == w.shape[1]:
+            bias = b.reshape(-1)
+            ctx.absorb(add)
+    return _dense(ctx, w, bias, after=add if bias is not None else None)
+
+
+def _dense(ctx, kernel, bias, after=None):
+    """Dense(kernel [in, out], bias), with a following Relu fused as activation='relu'."""
+    activation = ctx.fused_activation(after.outputs[0] if after is not None else None)
+    weights = [kernel] + ([bias] if bias is not None else [])
+    return ctx.layer(keras.layers.Dense, ctx.x(0, _identity(ctx)), weights=weights,
+                     units=kernel.shape[1], use_bias=bias is not None, activation=activation)
 
 
 # --- normalization -------------------------------------------------------------------------------
