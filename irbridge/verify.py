@@ -228,9 +228,6 @@ class Runner:
     layer_map: dict[str, str] | None = None  # {source layer: onnx value holding its output}
     local: bool = False  # values() can feed each node the reference's inputs (local error)
 
-    def layers(self, values: dict) -> dict:
-        """{layer: output} picked out of values() by the layer map."""
-        return {layer: values[v] for layer, v in (self.layer_map or {}).items() if v in values}
 
 
 def onnx_runner(model: ir.Model) -> Runner:
@@ -411,7 +408,17 @@ def keras_runner(km, meta: dict) -> Runner:
         out = out if isinstance(out, (list, tuple)) else [out]
         return {n: np.asarray(o).transpose(np.argsort(p)) for (n, p), o in zip(meta["outputs"], out)}
 
-    return Runner(names_in, names_out, run)
+    def values(feeds, reference=None):
+        import keras
+
+        names = [n for n in meta["values"] if n not in names_in]
+        probe = keras.Model(km.inputs, [meta["values"][n][0] for n in names])
+        xs = [np.ascontiguousarray(feeds[n].transpose(p)) for n, p in meta["inputs"]]
+        outs = probe(xs, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return {n: np.asarray(o).transpose(np.argsort(meta["values"][n][1])) for n, o in zip(names, outs)}
+
+    return Runner(names_in, names_out, run, None, values, meta["layers"])
 
 
 def tf_runner(module) -> Runner:
@@ -505,20 +512,24 @@ def make_feeds(runner: Runner, inputs, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _layerwise(report: VerificationReport, ra: Runner, rb: Runner, feeds, atol, rtol) -> None:
+    """Compare every layer of the candidate's layer map with the reference's value of the same
+    name (or, for another lineage of graph, the reference's value for the same layer)."""
     if ra.values is None or rb.values is None:
         raise InputError("layerwise comparison needs both sides to be ONNX graphs or irbridge exports")
     ref_values = ra.values(feeds)  # one reference run serves both the layers and local feeding
-    la, lb = ra.layers(ref_values), rb.layers(rb.values(feeds))
-    local = rb.layers(rb.values(feeds, ref_values)) if rb.local else {}
-    for layer, ref in la.items():
-        if layer not in lb:
+    got_values = rb.values(feeds)
+    local = rb.values(feeds, ref_values) if rb.local else {}
+    for layer, v in (rb.layer_map or ra.layer_map or {}).items():
+        ref_v = v if v in ref_values else (ra.layer_map or {}).get(layer)
+        if ref_v not in ref_values or v not in got_values:
             continue
-        c = compare(layer, ref, lb[layer], atol, rtol)
-        if layer in local:
-            c.local_max_abs = compare(layer, ref, local[layer], atol, rtol).max_abs
+        ref = ref_values[ref_v]
+        c = compare(layer, ref, got_values[v], atol, rtol)
+        if v in local:
+            c.local_max_abs = compare(layer, ref, local[v], atol, rtol).max_abs
         report.layers.append(c)
         if not c.ok and report.first_divergence is None:
-            report.first_divergence = Divergence(layer, c.max_abs, c.max_rel, hint(ref, lb[layer]))
+            report.first_divergence = Divergence(layer, c.max_abs, c.max_rel, hint(ref, got_values[v]))
     if report.first_divergence is None and not report.ok:
         bad = next(c for c in report.outputs if not c.ok)
         report.first_divergence = Divergence(bad.name, bad.max_abs, bad.max_rel, None)

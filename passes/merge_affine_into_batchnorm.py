@@ -50,13 +50,12 @@ def _merge(graph: ir.Graph, op: ir.Node) -> bool:
             gamma, beta = gamma * c, beta * c
         else:
             beta = beta + c
-        bn.replace_input_with(1, reuse_or_add(graph, bn.inputs[1], gamma.astype(np.float32), bn, "merged"))
-        bn.replace_input_with(2, reuse_or_add(graph, bn.inputs[2], beta.astype(np.float32), bn, "merged"))
-        if op.outputs[0].is_graph_output():
-            ident = ir.node("Identity", [x], name=op.name)
-            ir.convenience.replace_nodes_and_values(graph, op, [op], [ident], [op.outputs[0]], [ident.outputs[0]])
-        else:
-            op.outputs[0].replace_all_uses_with(x)
-            graph.remove(op, safe=True)
+        inputs = list(bn.inputs)
+        inputs[1] = reuse_or_add(graph, bn.inputs[1], gamma.astype(np.float32), bn, "merged")
+        inputs[2] = reuse_or_add(graph, bn.inputs[2], beta.astype(np.float32), bn, "merged")
+        new = ir.Node("", "BatchNormalization", inputs, list(bn.attributes.values()), name=bn.name,
+                      metadata_props=dict(bn.metadata_props))
+        # the merged layer's output keeps the name of the value it now computes (the Add's)
+        ir.convenience.replace_nodes_and_values(graph, op, [bn, op], [new], [op.outputs[0]], [new.outputs[0]])
         return True
     return False

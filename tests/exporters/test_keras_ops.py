@@ -52,3 +52,20 @@ def test_op_matches_the_reference(row):
     if KERAS_ROWS[row_id]:
         assert KERAS_ROWS[row_id] in {type(layer).__name__ for layer in km.layers}
     assert not any(isinstance(layer, keras.layers.Permute) for layer in km.layers) or op == "Transpose"
+
+
+def test_layerwise_verification_finds_a_broken_keras_layer():
+    import numpy as np
+    from irbridge.models import onnx_zoo
+
+    import irbridge
+
+    m = irbridge.normalize(irbridge.load(onnx_zoo.light_model("squeezenet", seed=0)))
+    km = irbridge.export(m, "keras")
+    rep = irbridge.verify(m, km, layerwise=True)
+    assert rep.ok and len(rep.layers) > 20
+    layer = km.get_layer("fire3_expand3x3")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.ascontiguousarray(np.swapaxes(kernel, 0, 1)), bias])  # a layout bug
+    rep = irbridge.verify(m, km, layerwise=True)
+    assert not rep.ok and rep.first_divergence.layer == "fire3/expand3x3"

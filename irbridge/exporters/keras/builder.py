@@ -221,5 +221,20 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
         io_out.append((v.name, perm))
     km = keras.Model(inputs=inputs, outputs=outputs if len(outputs) > 1 else outputs[0],
                      name=provenance.python_name(graph.name or "model"))
-    INFO[km] = {"inputs": io_in, "outputs": io_out, "permutes": b.permutes}
+    from ...verify import layer_outputs
+
+    # a tensor several ONNX values share (a Conv with its fused Relu) is the last one's value
+    last: dict[int, str] = {}
+    for name, (t, _) in b.env.items():
+        if "@" not in name:
+            last[id(t)] = name
+    values = {name: b.env[name] for name in last.values()}
+    # a fused follower's output is its layer's output: the Conv2D named conv1 ends in the Relu
+    fused = {provenance.source_of(f): provenance.source_of(p.producer()) for f, p in b.absorbed.items()}
+    layers = {}
+    for layer, value in layer_outputs(model).items():
+        if value in values:
+            layers[fused.get(layer, layer)] = value
+    INFO[km] = {"inputs": io_in, "outputs": io_out, "permutes": b.permutes, "values": values,
+                "layers": layers}
     return km
