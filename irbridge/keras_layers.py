@@ -58,20 +58,16 @@ class ConstantOp(keras.layers.Layer):
         return {**super().get_config(), "op": self.op, "shape": list(self.shape), "reverse": self.reverse}
 
 
-@keras.saving.register_keras_serializable(package="irbridge")
-class MaxPooling2DPadded(keras.layers.Layer):
-    """Max pooling over an input padded with -inf ((top, bottom), (left, right)): the pads
-    never win, as in ONNX and Caffe, even where inputs are negative."""
+class _PaddedPool2D(keras.layers.Layer):
+    """A 2-D pool over an input padded ((top, bottom), (left, right)), pooled 'valid'."""
 
     def __init__(self, pool_size=(2, 2), strides=(2, 2), padding=((0, 0), (0, 0)), **kwargs):
         super().__init__(**kwargs)
         self.pool_size, self.strides = tuple(pool_size), tuple(strides)
         self.padding = tuple(tuple(p) for p in padding)
 
-    def call(self, x):
-        pads = [[0, 0], list(self.padding[0]), list(self.padding[1]), [0, 0]]
-        x = ops.pad(x, pads, constant_values=-np.inf)
-        return ops.max_pool(x, self.pool_size, self.strides, padding="valid")
+    def _pads(self):
+        return [[0, 0], list(self.padding[0]), list(self.padding[1]), [0, 0]]
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
@@ -79,22 +75,22 @@ class MaxPooling2DPadded(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="irbridge")
-class AveragePooling2DExcludePad(keras.layers.Layer):
+class MaxPooling2DPadded(_PaddedPool2D):
+    """Max pooling over an input padded with -inf: the pads never win, as in ONNX and Caffe,
+    even where inputs are negative."""
+
+    def call(self, x):
+        x = ops.pad(x, self._pads(), constant_values=-np.inf)
+        return ops.max_pool(x, self.pool_size, self.strides, padding="valid")
+
+
+@keras.saving.register_keras_serializable(package="irbridge")
+class AveragePooling2DExcludePad(_PaddedPool2D):
     """Average pooling over a zero-padded input whose divisor counts only real elements
     (ONNX count_include_pad=0 with pads that TF's 'same' cannot express)."""
 
-    def __init__(self, pool_size=(2, 2), strides=(2, 2), padding=((0, 0), (0, 0)), **kwargs):
-        super().__init__(**kwargs)
-        self.pool_size, self.strides = tuple(pool_size), tuple(strides)
-        self.padding = tuple(tuple(p) for p in padding)
-
     def call(self, x):
-        pads = [[0, 0], list(self.padding[0]), list(self.padding[1]), [0, 0]]
-        total = ops.average_pool(ops.pad(x, pads), self.pool_size, self.strides, padding="valid")
-        ones = ops.pad(ops.ones_like(x[:1, :, :, :1]), pads)
+        total = ops.average_pool(ops.pad(x, self._pads()), self.pool_size, self.strides, padding="valid")
+        ones = ops.pad(ops.ones_like(x[:1, :, :, :1]), self._pads())
         count = ops.average_pool(ones, self.pool_size, self.strides, padding="valid")
         return total / count
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
-                "padding": [list(p) for p in self.padding]}

@@ -131,3 +131,32 @@ def dense_weight(node: ir.Node) -> tuple[np.ndarray, np.ndarray | None] | None:
             return None
         bias = bias.reshape(-1)
     return w, bias
+
+
+def flattened_dense(flat: ir.Node):
+    """(fc, W, trans_b) when `flat` (a flatten of a static map) feeds only a fully connected
+    layer with a constant 2-D weight; else None."""
+    from .dense_to_conv import _is_flatten  # the one definition of "a flatten"
+
+    x = flat.inputs[0]
+    if not _is_flatten(flat) or x.shape is None or not all(isinstance(d, int) for d in x.shape[1:]):
+        return None
+    fc = single_reader(flat.outputs[0])
+    if fc is None or fc.op_type not in ("Gemm", "MatMul") or fc.inputs[0] is not flat.outputs[0]:
+        return None
+    w = const(fc.inputs[1])
+    if w is None or w.ndim != 2 or (fc.op_type == "Gemm" and fc.attributes.get_int("transA", 0)):
+        return None
+    return fc, w, bool(fc.op_type == "Gemm" and fc.attributes.get_int("transB", 0))
+
+
+def flatten_order(shape, q) -> np.ndarray:
+    """For each element of flatten(x.transpose(q)), its index in flatten(x) (x: `shape`)."""
+    return np.arange(int(np.prod(shape))).reshape(shape).transpose(q).reshape(-1)
+
+
+def reorder_dense_inputs(graph: ir.Graph, fc: ir.Node, w: np.ndarray, trans_b: bool,
+                         order: np.ndarray, suffix: str) -> None:
+    """The FC's input k now reads what its input order[k] read: permute W's input axis."""
+    new_w = w[:, order] if trans_b else w[order, :]
+    fc.replace_input_with(1, reuse_or_add(graph, fc.inputs[1], new_w, fc, suffix))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import onnx_ir as ir
 
 from irbridge.provenance import copy_provenance
 
 from . import register
-from ._weights import const, reuse_or_add, single_reader
+from ._weights import const, flatten_order, flattened_dense, reorder_dense_inputs
 from .cancel_transposes import BINARY_ELEMENTWISE, REDUCE, UNARY
 
 PHYSICAL = "irbridge.physical"  # value metadata: how a channels-last target holds the value
@@ -108,31 +107,21 @@ def _rank(v: ir.Value) -> int | None:
 
 def _flatten_into_dense(graph: ir.Graph, flat: ir.Node) -> bool:
     """Flatten(x held NHWC) -> FC: flatten in the held order, FC weight rows permuted to match."""
-    from .dense_to_conv import _is_flatten
-
     x = flat.inputs[0]
     perm = physical_perm(x)
-    if perm is None or perm[0] != 0 or not _is_flatten(flat) or x.shape is None \
-            or not all(isinstance(d, int) for d in x.shape[1:]):
+    dense = flattened_dense(flat) if perm is not None and perm[0] == 0 else None
+    if dense is None:
         return False
-    fc = single_reader(flat.outputs[0])
-    if fc is None or fc.op_type not in ("Gemm", "MatMul") or fc.inputs[0] is not flat.outputs[0]:
-        return False
-    w = const(fc.inputs[1])
-    if w is None or w.ndim != 2 or (fc.op_type == "Gemm" and fc.attributes.get_int("transA", 0)):
-        return False
-    trans_b = fc.op_type == "Gemm" and fc.attributes.get_int("transB", 0)
-    shape_x = list(x.shape[1:])
-    q = [p - 1 for p in perm[1:]]
-    order = np.arange(int(np.prod(shape_x))).reshape(shape_x).transpose(q).reshape(-1)
-    new_w = w[:, order] if trans_b else w[order, :]
+    fc, w, trans_b = dense
+    # the FC used to read flatten(x); now it reads flatten(x.transpose(perm)), the held order
+    reorder_dense_inputs(graph, fc, w, trans_b, flatten_order(list(x.shape[1:]), [p - 1 for p in perm[1:]]),
+                         "hwc_order")
     t = ir.node("Transpose", [x], {"perm": list(perm)}, name=f"{flat.name}_hwc_order")
     copy_provenance(flat, t)
     graph.insert_before(flat, t)
     t.outputs[0].shape = ir.Shape([x.shape[p] for p in perm])
     t.outputs[0].type = x.type
     flat.replace_input_with(0, t.outputs[0])
-    fc.replace_input_with(1, reuse_or_add(graph, fc.inputs[1], new_w, fc, "hwc_order"))
     _set(t.outputs[0], None)
     for out in flat.outputs:
         _set(out, None)

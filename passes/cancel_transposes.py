@@ -9,7 +9,16 @@ from irbridge.provenance import copy_provenance
 
 from . import register
 from ._rewrite import apply_rules
-from ._weights import UNARY_ELEMENTWISE, add_initializer, const, reuse_or_add, single_reader
+from ._weights import (
+    UNARY_ELEMENTWISE,
+    add_initializer,
+    const,
+    flatten_order,
+    flattened_dense,
+    reorder_dense_inputs,
+    reuse_or_add,
+    single_reader,
+)
 
 BINARY_ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal",
                       "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "PRelu"}
@@ -187,28 +196,14 @@ def _sink_pad(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
 
 def _into_dense_weights(graph, t: ir.Node, flat: ir.Node, perm: list[int]) -> bool:
     """Flatten(T(x)) -> FC: drop T and permute the FC weight's input columns instead."""
-    from .dense_to_conv import _is_flatten  # the one definition of "a flatten"
-
+    dense = flattened_dense(flat) if perm[0] == 0 else None
     x = t.inputs[0]
-    if perm[0] != 0 or not _is_flatten(flat) or x.shape is None \
-            or not all(isinstance(d, int) for d in x.shape[1:]):
+    if dense is None or x.shape is None or not all(isinstance(d, int) for d in x.shape[1:]):
         return False
-    fc = single_reader(flat.outputs[0])
-    if fc is None or fc.op_type not in ("Gemm", "MatMul") or fc.inputs[0] is not flat.outputs[0]:
-        return False
-    w = const(fc.inputs[1])
-    if w is None or w.ndim != 2:
-        return False
-    trans_b = fc.op_type == "Gemm" and fc.attributes.get_int("transB", 0)
-    if fc.op_type == "Gemm" and fc.attributes.get_int("transA", 0):
-        return False
-    # the Flatten saw x.transpose(perm): column k of the FC reads element position_in_T[m]
-    shape_x = list(x.shape[1:])
-    shape_t = [shape_x[p - 1] for p in perm[1:]]
-    position = np.arange(int(np.prod(shape_t))).reshape(shape_t).transpose(np.argsort(perm[1:])).reshape(-1)
-    new_w = w[:, position] if trans_b else w[position, :]
-    weight = reuse_or_add(graph, fc.inputs[1], new_w, fc, "flatten_order")
-    fc.replace_input_with(1, weight)
+    fc, w, trans_b = dense
+    # the FC used to read flatten(x.transpose(perm)); now it reads flatten(x)
+    order = np.argsort(flatten_order(list(x.shape[1:]), [p - 1 for p in perm[1:]]))
+    reorder_dense_inputs(graph, fc, w, trans_b, order, "flatten_order")
     flat.replace_input_with(0, x)
     graph.remove(t, safe=True)
     return True

@@ -6,8 +6,9 @@ channels-last model holds them.
 
 from __future__ import annotations
 
-import onnx
-from onnx.backend.base import Backend, BackendRep, Device, DeviceType
+from onnx.backend.base import BackendRep
+
+from . import ExporterBackend
 
 
 class KerasRep(BackendRep):
@@ -25,29 +26,18 @@ class KerasRep(BackendRep):
         return tuple(out[n] for n in self.runner.output_names)
 
 
-class KerasBackend(Backend):
+class KerasBackend(ExporterBackend):
+    target = "keras"
+
     @classmethod
-    def is_compatible(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> bool:
-        """True when every node has a Keras converter (other models are skipped, not failed)."""
+    def _lookup(cls):
         from ..exporters.keras.registry import lookup
 
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 18)
-        return all(lookup(n.op_type, max(opset, 18), n.domain) is not None for n in model.graph.node)
+        return lookup
 
     @classmethod
-    def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> KerasRep:
-        import irbridge
-
-        m = irbridge.normalize(irbridge.load(model))
-        return KerasRep(irbridge.export(m, "keras", check=False))
-
-    @classmethod
-    def run_model(cls, model, inputs, device="CPU", **kwargs):
-        return cls.prepare(model, device).run(inputs)
-
-    @classmethod
-    def supports_device(cls, device: str) -> bool:
-        return Device(device).type == DeviceType.CPU
+    def _rep(cls, exported):
+        return KerasRep(exported)
 
 
 prepare = KerasBackend.prepare

@@ -1,7 +1,5 @@
 """`irbridge.backend.torch`: an ONNX backend that runs models through the PyTorch exporter.
 
-It lets onnx's own backend test suite (onnx.backend.test.BackendTest) exercise the exporter:
-
     import onnx.backend.test, irbridge.backend.torch as backend
     globals().update(onnx.backend.test.BackendTest(backend, __name__).test_cases)
 """
@@ -9,8 +7,9 @@ It lets onnx's own backend test suite (onnx.backend.test.BackendTest) exercise t
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx.backend.base import Backend, BackendRep, Device, DeviceType
+from onnx.backend.base import BackendRep
+
+from . import ExporterBackend
 
 
 class TorchRep(BackendRep):
@@ -30,29 +29,18 @@ class TorchRep(BackendRep):
         return tuple(o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in out)
 
 
-class TorchBackend(Backend):
+class TorchBackend(ExporterBackend):
+    target = "torch"
+
     @classmethod
-    def is_compatible(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> bool:
-        """True when every node has a PyTorch converter (other models are skipped, not failed)."""
+    def _lookup(cls):
         from ..exporters.torch.registry import lookup
 
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 18)
-        return all(lookup(n.op_type, max(opset, 18), n.domain) is not None for n in model.graph.node)
+        return lookup
 
     @classmethod
-    def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> TorchRep:
-        import irbridge
-
-        m = irbridge.normalize(irbridge.load(model))
-        return TorchRep(irbridge.export(m, "torch", check=False))
-
-    @classmethod
-    def run_model(cls, model, inputs, device="CPU", **kwargs):
-        return cls.prepare(model, device).run(inputs)
-
-    @classmethod
-    def supports_device(cls, device: str) -> bool:
-        return Device(device).type == DeviceType.CPU
+    def _rep(cls, exported):
+        return TorchRep(exported)
 
 
 prepare = TorchBackend.prepare
