@@ -404,7 +404,7 @@ def keras_runner(km, meta: dict) -> Runner:
 
     def run(feeds):
         xs = [np.ascontiguousarray(feeds[n].transpose(p)) for n, p in meta["inputs"]]
-        out = km(xs, training=False)
+        out = km(xs if len(xs) > 1 else xs[0], training=False)
         out = out if isinstance(out, (list, tuple)) else [out]
         return {n: np.asarray(o).transpose(np.argsort(p)) for (n, p), o in zip(meta["outputs"], out)}
 
@@ -414,7 +414,7 @@ def keras_runner(km, meta: dict) -> Runner:
         names = [n for n in meta["values"] if n not in names_in]
         probe = keras.Model(km.inputs, [meta["values"][n][0] for n in names])
         xs = [np.ascontiguousarray(feeds[n].transpose(p)) for n, p in meta["inputs"]]
-        outs = probe(xs, training=False)
+        outs = probe(xs if len(xs) > 1 else xs[0], training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return {n: np.asarray(o).transpose(np.argsort(meta["values"][n][1])) for n, o in zip(names, outs)}
 

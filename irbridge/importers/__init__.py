@@ -23,6 +23,10 @@ MIN_IR_VERSION = 8  # opset 18 needs IR 8; IR >= 4 lets initializers stay out of
 REGISTRY: dict[str, str] = {
     "onnx": ".onnx_model:load",
     "torch": ".pytorch:load",
+    "keras": ".keras_model:load",
+    "tf": ".tf_graph:load",
+    "tf-savedmodel": ".tf_graph:load",
+    "tf-graphdef": ".tf_graph:load",
 }
 
 _NOT_YET = {
@@ -31,7 +35,8 @@ _NOT_YET = {
 }
 
 
-def load(source, weights=None, *, format: str | None = None, inputs=None) -> ir.Model:
+def load(source, weights=None, *, format: str | None = None, inputs=None,
+         trust_code: bool = False) -> ir.Model:
     """Load any supported source into an ONNX graph (onnx_ir.Model), literally.
 
     The result is at opset 18 or newer and carries provenance metadata (DESIGN.md §3).
@@ -45,7 +50,9 @@ def load(source, weights=None, *, format: str | None = None, inputs=None) -> ir.
         raise UnsupportedError(f"{where}{why} (formats it reads: {known}).")
     module_name, func = target.split(":")
     importer = getattr(importlib.import_module(module_name, __name__), func)
-    model = importer(source, weights, inputs)
+    if trust_code and fmt != "keras":
+        raise InputError(f"trust_code applies to Keras models only, not to {fmt!r} sources")
+    model = importer(source, weights, inputs, **({"trust_code": True} if trust_code else {}))
     return finish(model, fmt)
 
 

@@ -1,0 +1,115 @@
+"""Keras 3 importer: a keras.Model or a .keras file -> ONNX through tf2onnx.
+
+Provenance comes back from tf2onnx's node names (`functional_1/conv1_1/convolution` is layer
+`conv1`); nodes tf2onnx adds on its own (layout Transposes, shape arithmetic) take the layer
+of the node they feed. The imported graph is checked against Keras itself on seeded inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import onnx_ir as ir
+
+from .. import provenance
+from ..errors import InputError, UnsupportedError, VerificationError
+from .tf_common import quiet_tf, tf2onnx_opset
+
+
+def load(source, weights=None, inputs=None, trust_code: bool = False) -> ir.Model:
+    if weights is not None:
+        raise InputError("a Keras model holds its own weights; drop the WEIGHTS argument "
+                         "(bare weight files bind onto an architecture with `irbridge bind`).")
+    with quiet_tf():
+        import keras
+        import tensorflow as tf
+        import tf2onnx
+
+        km = source if isinstance(source, keras.Model) else _load_file(os.fspath(source), trust_code)
+        specs = _input_specs(km, inputs, tf)
+        try:
+            proto, _ = tf2onnx.convert.from_keras(km, input_signature=specs, opset=tf2onnx_opset())
+        except Exception as e:
+            raise UnsupportedError(f"tf2onnx could not convert Keras model {km.name!r}: "
+                                   f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+    model = ir.serde.deserialize_model(proto)
+    tag_keras_layers(model, {layer.name: type(layer).__name__ for layer in km.layers})
+    check_against_keras(model, km, specs)
+    return model
+
+
+def _load_file(path: str, trust_code: bool):
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not trust_code)
+    except Exception as e:  # keras raises ValueError/TypeError with the layer at fault
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "safe_mode" in str(e) or "Lambda" in str(e) or "lambda" in str(e):
+            raise UnsupportedError(
+                f"{path}: the model holds code (a Lambda layer or a custom object), which irbridge "
+                f"does not run by default: {text}. Pass --trust-code if you trust the file.") from e
+        raise InputError(f"{path}: not a loadable .keras model ({type(e).__name__}: {text}).") from e
+
+
+def _input_specs(km, inputs, tf):
+    shapes = dict(inputs) if isinstance(inputs, dict) else {}
+    specs = []
+    for t in km.inputs:
+        name = t.name.split(":")[0]
+        # a free batch size (None) becomes 1 so shape arithmetic folds away; pass inputs=
+        # {name: shape} for another one (the Keras/TF exports keep their batch free anyway)
+        shape = shapes.get(name, tuple(1 if d is None else d for d in t.shape))
+        specs.append(tf.TensorSpec(shape, t.dtype, name=name))
+    return specs
+
+
+def tag_keras_layers(model: ir.Model, layers: dict[str, str]) -> None:
+    """Set irbridge.source/source_op from tf2onnx's scoped node names."""
+    for node in model.graph:
+        layer = _layer_of(node.name, layers)
+        if layer is not None:
+            node.metadata_props[provenance.SOURCE] = layer
+            node.metadata_props[provenance.SOURCE_OP] = layers[layer]
+    for node in reversed(list(model.graph)):  # tf2onnx's own nodes join the layer they feed
+        if provenance.SOURCE in node.metadata_props:
+            continue
+        for out in node.outputs:
+            reader = next((n for n, _ in out.uses() if provenance.SOURCE in n.metadata_props), None)
+            if reader is not None:
+                provenance.copy_provenance(reader, node)
+                break
+
+
+def _layer_of(node_name: str, layers: dict[str, str]) -> str | None:
+    for part in node_name.split("/")[1:] or node_name.split("/"):
+        if part in layers:
+            return part
+        stripped = re.sub(r"_\d+$", "", part)  # Keras 3 scopes layer `conv1` as `conv1_1`
+        if stripped in layers:
+            return stripped
+    return None
+
+
+def check_against_keras(model: ir.Model, km, specs) -> None:
+    """The imported graph must compute what Keras computes (DESIGN.md §1: importers are
+    checked against the source framework where it is installed)."""
+    from ..verify import compare, onnx_runner, random_inputs
+
+    runner = onnx_runner(model)
+    feeds = random_inputs([(name, tuple(1 if d is None else d for d in spec.shape), spec.dtype.as_numpy_dtype)
+                           for name, spec in zip(runner.input_names, specs)], seed=0)
+    xs = [feeds[n] for n in runner.input_names]
+    ref = km(xs if len(xs) > 1 else xs[0], training=False)
+    ref = ref if isinstance(ref, (list, tuple)) else [ref]
+    got = runner.run(feeds)
+    checks = [compare(n, np.asarray(r), got[n]) for n, r in zip(runner.output_names, ref)]
+    summary = ", ".join(f"{c.name}: max_abs={c.max_abs:.3g}" for c in checks)
+    model.metadata_props["irbridge.import_check"] = f"keras: {'ok' if all(c.ok for c in checks) else 'MISMATCH'} ({summary})"
+    if not all(c.ok for c in checks):
+        from ..verify import VerificationReport
+
+        report = VerificationReport(False, None, 1e-4, checks)
+        raise VerificationError(f"the ONNX graph tf2onnx made differs from Keras itself:\n{report}", report)
