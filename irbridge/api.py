@@ -24,9 +24,13 @@ class ConversionResult:
     seconds: dict = dataclasses.field(default_factory=dict)
 
 
-def load(source, weights=None, *, format: str | None = None, inputs=None) -> ir.Model:
-    """Load a model file or object into an ONNX graph, literally (no layout changes)."""
-    return importers.load(source, weights, format=format, inputs=inputs)
+def load(source, weights=None, *, format: str | None = None, inputs=None,
+         trust_code: bool = False) -> ir.Model:
+    """Load a model file or object into an ONNX graph, literally (no layout changes).
+
+    `trust_code=True` lets a Keras file's Lambda layers and custom objects load (off by default:
+    model files come from the internet)."""
+    return importers.load(source, weights, format=format, inputs=inputs, trust_code=trust_code)
 
 
 def normalize(model: ir.Model, passes=None, *, dump_dir=None) -> ir.Model:
@@ -96,7 +100,8 @@ def verify(a, b, *, inputs=None, layerwise: bool = False, atol: float | None = N
 def convert(source, to: str, output=None, *, weights=None, passes=None, check: bool = True,
             inputs=None, atol: float | None = None, rtol: float | None = None,
             format: str | None = None, dump_dir=None, layout: str = "nchw",
-            keep_nchw_io: bool = False, preprocess: str | None = None) -> ConversionResult:
+            keep_nchw_io: bool = False, preprocess: str | None = None,
+            trust_code: bool = False) -> ConversionResult:
     """load + normalize + export (+ verify) (+ save when `output` is given).
 
     `layout="nhwc"` (ONNX output only) gives channels-last image inputs and outputs with the
@@ -111,7 +116,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         raise InputError(f"layout='nhwc' is an ONNX output option; the {to} exporter chooses its own layout")
     t0 = time.perf_counter()
     shapes = inputs if isinstance(inputs, dict) and _all_shapes(inputs) else None
-    imported = load(source, weights, format=format, inputs=inputs)
+    imported = load(source, weights, format=format, inputs=inputs, trust_code=trust_code)
     t1 = time.perf_counter()
     steps = None if passes is None else list(passes)
     if layout == "nhwc":

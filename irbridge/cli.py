@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _common(p):
+    if p.prog.split()[-1] in ("convert", "inspect", "view"):
+        p.add_argument("--trust-code", action="store_true",
+                       help="let a Keras file's Lambda layers and custom objects load (off: files may be hostile)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -177,7 +180,7 @@ def cmd_convert(args) -> int:
                           check=not args.no_check, inputs=_parse_inputs(args.input),
                           atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
                           layout=args.layout, keep_nchw_io=args.keep_nchw_io,
-                          preprocess=args.preprocess)
+                          preprocess=args.preprocess, trust_code=args.trust_code)
     except VerificationError as e:
         if args.json:
             _emit({"ok": False, "source": args.src, "target": args.to, "output": None,
@@ -241,7 +244,7 @@ def cmd_inspect(args) -> int:
     from . import api
     from .provenance import SOURCE_FORMAT, SOURCE_OPSET
 
-    model = api.load(args.model, args.weights, format=args.fmt)
+    model = api.load(args.model, args.weights, format=args.fmt, trust_code=args.trust_code)
     init = model.graph.initializers
 
     def io(values):
@@ -347,7 +350,7 @@ def cmd_view(args) -> int:
 
     path = Path(args.model)
     if not (path.suffix.lower() == ".onnx" and path.is_file() and args.weights is None):
-        model = api.load(args.model, args.weights)
+        model = api.load(args.model, args.weights, trust_code=args.trust_code)
         tmp = Path(tempfile.mkdtemp(prefix="irbridge-view-"))
         path = save_onnx(model, tmp / (Path(args.model).stem + ".onnx"))
     else:

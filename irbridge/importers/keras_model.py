@@ -28,6 +28,8 @@ def load(source, weights=None, inputs=None, trust_code: bool = False) -> ir.Mode
         import tf2onnx
 
         km = source if isinstance(source, keras.Model) else _load_file(os.fspath(source), trust_code)
+        if isinstance(km, keras.Sequential):
+            km = _as_functional(km, keras)
         specs = _input_specs(km, inputs, tf)
         try:
             proto, _ = tf2onnx.convert.from_keras(km, input_signature=specs, opset=tf2onnx_opset())
@@ -52,6 +54,16 @@ def _load_file(path: str, trust_code: bool):
                 f"{path}: the model holds code (a Lambda layer or a custom object), which irbridge "
                 f"does not run by default: {text}. Pass --trust-code if you trust the file.") from e
         raise InputError(f"{path}: not a loadable .keras model ({type(e).__name__}: {text}).") from e
+
+
+def _as_functional(seq, keras):
+    """The same layers (and weights) wired as a functional model: tf2onnx cannot trace a
+    Keras 3 Sequential model's inputs."""
+    inp = keras.Input(seq.inputs[0].shape[1:], dtype=seq.inputs[0].dtype, name="input")
+    x = inp
+    for layer in seq.layers:
+        x = layer(x)
+    return keras.Model(inp, x, name=seq.name)
 
 
 def _input_specs(km, inputs, tf):
