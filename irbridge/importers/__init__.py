@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "onnx": ".onnx_model:load",
     "torch": ".pytorch:load",
     "keras": ".keras_model:load",
+    "keras-h5": ".keras_h5:load",
     "tf": ".tf_graph:load",
     "tf-savedmodel": ".tf_graph:load",
     "tf-graphdef": ".tf_graph:load",
