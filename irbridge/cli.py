@@ -199,6 +199,7 @@ def cmd_convert(args) -> int:
         "nodes": sum(1 for _ in model.graph),
         "parameters": _parameters(model),
         "passes": [p for p in model.metadata_props.get(PASSES, "").split(",") if p],
+        "import_check": model.metadata_props.get("irbridge.import_check"),
         "check": _check_dict(res.report) if res.report is not None else None,
         "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
     }

@@ -108,20 +108,28 @@ def _layer_of(node_name: str, layers: dict[str, str]) -> str | None:
 def check_against_keras(model: ir.Model, km, specs) -> None:
     """The imported graph must compute what Keras computes (DESIGN.md §1: importers are
     checked against the source framework where it is installed)."""
-    from ..verify import compare, onnx_runner, random_inputs
+    def run(xs):
+        return km(xs if len(xs) > 1 else xs[0], training=False)
+
+    check_against_source(model, "keras", run, specs)
+
+
+def check_against_source(model: ir.Model, framework: str, run, specs) -> None:
+    """Run the source (`run(list of arrays)`) and the imported graph on the same seeded inputs;
+    record the result in `irbridge.import_check` and raise VerificationError on a mismatch."""
+    from ..verify import VerificationReport, compare, onnx_runner, random_inputs
 
     runner = onnx_runner(model)
     feeds = random_inputs([(name, tuple(1 if d is None else d for d in spec.shape), spec.dtype.as_numpy_dtype)
                            for name, spec in zip(runner.input_names, specs)], seed=0)
-    xs = [feeds[n] for n in runner.input_names]
-    ref = km(xs if len(xs) > 1 else xs[0], training=False)
+    ref = run([feeds[n] for n in runner.input_names])
+    ref = list(ref.values()) if isinstance(ref, dict) else ref
     ref = ref if isinstance(ref, (list, tuple)) else [ref]
     got = runner.run(feeds)
     checks = [compare(n, np.asarray(r), got[n]) for n, r in zip(runner.output_names, ref)]
+    ok = all(c.ok for c in checks)
     summary = ", ".join(f"{c.name}: max_abs={c.max_abs:.3g}" for c in checks)
-    model.metadata_props["irbridge.import_check"] = f"keras: {'ok' if all(c.ok for c in checks) else 'MISMATCH'} ({summary})"
-    if not all(c.ok for c in checks):
-        from ..verify import VerificationReport
-
+    model.metadata_props["irbridge.import_check"] = f"{framework}: {'ok' if ok else 'MISMATCH'} ({summary})"
+    if not ok:
         report = VerificationReport(False, None, 1e-4, checks)
-        raise VerificationError(f"the ONNX graph tf2onnx made differs from Keras itself:\n{report}", report)
+        raise VerificationError(f"the ONNX graph tf2onnx made differs from {framework} itself:\n{report}", report)

@@ -20,6 +20,7 @@ def load(source, weights=None, inputs=None) -> ir.Model:
         import tensorflow as tf
         import tf2onnx
 
+        check = None  # (run, specs) of the source where it can be run here
         try:
             if isinstance(source, (str, os.PathLike)):
                 path = Path(source)
@@ -28,7 +29,7 @@ def load(source, weights=None, inputs=None) -> ir.Model:
                 else:
                     proto = _graph_def(path, inputs, tf, tf2onnx)
             else:
-                proto = _function(source, inputs, tf, tf2onnx)
+                proto, check = _function(source, inputs, tf, tf2onnx)
         except (InputError, UnsupportedError):
             raise
         except Exception as e:
@@ -36,6 +37,10 @@ def load(source, weights=None, inputs=None) -> ir.Model:
                                    f"{str(e).splitlines()[0] if str(e) else ''}") from e
     model = ir.serde.deserialize_model(proto)
     _tag(model)
+    if check is not None:
+        from .keras_model import check_against_source
+
+        check_against_source(model, "tensorflow", *check)
     return model
 
 
@@ -58,7 +63,7 @@ def _function(fn, inputs, tf, tf2onnx):
                          "@tf.function(input_signature=[...]) or pass inputs={name: shape}")
     refuse_unsafe_ops(fn.get_concrete_function(*specs).graph.as_graph_def(), "tf.function")
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=tf2onnx_opset())
-    return proto
+    return proto, (lambda xs: fn(*[tf.constant(x) for x in xs]), specs)
 
 
 def _saved_model(path: Path, inputs, tf, tf2onnx):

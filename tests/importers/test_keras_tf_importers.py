@@ -107,7 +107,9 @@ def test_seed_000_tf_block_matches_the_keras_conv2d_block_exactly():
     x = np.random.default_rng(2).standard_normal((1, 32, 32, 3)).astype(np.float32)
     from irbridge.verify import onnx_runner
 
-    from_tf = onnx_runner(irbridge.normalize(irbridge.load(block))).run({"images": x})
+    imported = irbridge.load(block)
+    assert imported.metadata_props["irbridge.import_check"].startswith("tensorflow: ok")
+    from_tf = onnx_runner(irbridge.normalize(imported)).run({"images": x})
     from_keras = onnx_runner(irbridge.normalize(irbridge.load(km))).run({"images": x})
     np.testing.assert_array_equal(next(iter(from_tf.values())), next(iter(from_keras.values())))
     assert_close(next(iter(from_tf.values())), np.asarray(block(x)))
