@@ -36,9 +36,10 @@ def detect(source: object) -> str:
         return "onnx"
     if "Module" in names and mod.split(".")[0] != "keras" and _is_torch_module(source):
         return "torch"
-    if mod.split(".")[0] in {"keras", "tf_keras"}:
+    roots = {c.__module__.split(".")[0] for c in type(source).__mro__}  # user subclasses too
+    if roots & {"keras", "tf_keras"}:
         return "keras"
-    if mod.split(".")[0] == "tensorflow":
+    if "tensorflow" in roots:
         return "tf"
     raise InputError(
         f"irbridge cannot load an object of type {type(source).__module__}.{type(source).__qualname__}: "

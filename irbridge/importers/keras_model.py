@@ -68,6 +68,15 @@ def _as_functional(seq, keras):
 
 def _input_specs(km, inputs, tf):
     shapes = dict(inputs) if isinstance(inputs, dict) else {}
+    try:
+        km.inputs  # noqa: B018  (a subclassed model has none)
+    except (AttributeError, ValueError):
+        if not shapes:
+            raise InputError(f"Keras model {km.name!r} is subclassed and has no input layer: "
+                             "pass inputs={'x': (1, 224, 224, 3)}") from None
+        return [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in shapes.items()]
+    if not km.inputs and shapes:
+        return [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in shapes.items()]
     specs = []
     for t in km.inputs:
         name = t.name.split(":")[0]

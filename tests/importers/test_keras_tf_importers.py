@@ -155,3 +155,25 @@ def test_graphs_that_touch_files_are_refused(tmp_path):
     (tmp_path / "r.pb").write_bytes(g.SerializeToString())
     with pytest.raises(irbridge.UnsupportedError, match="ReadFile"):
         irbridge.load(tmp_path / "r.pb")
+
+
+def test_subclassed_keras_model_with_given_input_shape():
+    import irbridge
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, name="conv")
+            self.flat = keras.layers.Flatten(name="flat")
+            self.fc = keras.layers.Dense(3, name="fc")
+
+        def call(self, x):
+            return self.fc(self.flat(self.conv(x)))
+
+    net = Net()
+    net(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(irbridge.InputError, match="subclassed"):
+        irbridge.load(net)
+    m = irbridge.load(net, inputs={"x": (1, 8, 8, 3)})
+    assert m.metadata_props["irbridge.import_check"].startswith("keras: ok")
+    assert {n.metadata_props.get("irbridge.source") for n in m.graph} >= {"conv", "fc"}
