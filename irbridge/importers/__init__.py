@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "torch": ".pytorch:load",
     "keras": ".keras_model:load",
     "keras-h5": ".keras_h5:load",
+    "caffe": ".caffe:load",
     "tf": ".tf_graph:load",
     "tf-savedmodel": ".tf_graph:load",
     "tf-graphdef": ".tf_graph:load",

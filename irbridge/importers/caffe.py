@@ -1,0 +1,359 @@
+"""Caffe importer: deploy.prototxt (+ .caffemodel) -> ONNX, without Caffe.
+
+Parsed with irbridge's own schema (caffe_schema). Caffe's semantics are kept exactly: pooling
+output sizes round up (ceil) and drop a last window that would start in the padding, AVE
+pooling divides by the window clipped to the padded input, InnerProduct flattens implicitly.
+Shapes are tracked with Caffe's own rules while the graph is built. In-place layers
+(top == bottom) get fresh value names so the graph stays SSA; provenance keeps Caffe's names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from .. import provenance
+from ..errors import InputError, UnsupportedError
+from .caffe_schema import V1_TYPES, NetParameter
+
+DROPPED = {"Accuracy", "SoftmaxWithLoss", "EuclideanLoss", "HingeLoss", "SigmoidCrossEntropyLoss",
+           "InfogainLoss", "MultinomialLogisticLoss", "ContrastiveLoss", "Silence"}
+DATA = {"Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData"}
+
+
+def load(source, weights=None, inputs=None):
+    import onnx_ir as ir
+
+    path = Path(os.fspath(source))
+    net = _parse(path)
+    trained = _parse(Path(os.fspath(weights))) if weights is not None else None
+    if trained is None and path.suffix == ".caffemodel":
+        trained = net
+    blobs = _blobs(trained) if trained is not None else {}
+    b = _Builder(path, blobs, dict(inputs) if isinstance(inputs, dict) else {})
+    b.build(net)
+    graph = helper.make_graph(b.nodes, net.name or path.stem, b.inputs,
+                              [helper.make_tensor_value_info(v, TensorProto.FLOAT, b.shapes[v]) for v in b.outputs()],
+                              b.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="irbridge")
+    model.ir_version = 9
+    m = ir.serde.deserialize_model(model)
+    if trained is None:
+        m.metadata_props["irbridge.random_weights"] = "true"
+    return m
+
+
+def _parse(path: Path):
+    from google.protobuf import text_format
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file.")
+    net = NetParameter()
+    data = path.read_bytes()
+    try:
+        if path.suffix == ".caffemodel":
+            net.ParseFromString(data)
+        else:
+            text_format.Parse(data.decode("utf-8", "replace"), net, allow_unknown_field=True)
+    except Exception as e:
+        raise InputError(f"{path}: not a readable Caffe {'model' if path.suffix == '.caffemodel' else 'prototxt'}: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    return net
+
+
+def _layers(net):
+    """(name, type, bottoms, tops, param-holder, blobs) for V2 `layer` and legacy V1 `layers`."""
+    out = []
+    for ly in net.layer:
+        out.append((ly.name, ly.type, list(ly.bottom), list(ly.top), ly, list(ly.blobs), ly))
+    for ly in net.layers:
+        kind = ly.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number[ly.type].name
+        out.append((ly.name, V1_TYPES.get(kind, kind), list(ly.bottom), list(ly.top), ly, list(ly.blobs), ly))
+    return out
+
+
+def _blob_array(blob) -> np.ndarray:
+    data = np.asarray(blob.data, dtype=np.float32) if len(blob.data) else np.asarray(blob.double_data, np.float32)
+    if blob.HasField("shape"):
+        shape = list(blob.shape.dim)
+    else:  # V1: num, channels, height, width
+        shape = [blob.num, blob.channels, blob.height, blob.width]
+    return data.reshape(shape)
+
+
+def _blobs(net) -> dict[str, list[np.ndarray]]:
+    return {name: [_blob_array(b) for b in blobs] for name, _, _, _, _, blobs, _ in _layers(net) if blobs}
+
+
+def _in_test_phase(ly) -> bool:
+    if ly.include:
+        return any(not r.HasField("phase") or r.phase == 1 for r in ly.include)
+    if ly.exclude:
+        return not any(r.HasField("phase") and r.phase == 1 for r in ly.exclude)
+    return True
+
+
+def _pair(p, name: str, h: str, w: str, default: int) -> tuple[int, int]:
+    """Caffe's `name`/repeated `name` or `h`/`w` forms of a 2-D parameter."""
+    if p.HasField(h) or p.HasField(w):
+        return int(getattr(p, h)), int(getattr(p, w))
+    values = list(getattr(p, name))
+    if not values:
+        return default, default
+    return int(values[0]), int(values[-1])
+
+
+class _Builder:
+    def __init__(self, path: Path, blobs: dict, input_shapes: dict):
+        self.path, self.blobs, self.input_shapes = path, blobs, input_shapes
+        self.nodes, self.initializers, self.inputs = [], [], []
+        self.shapes: dict[str, list[int]] = {}
+        self.current: dict[str, str] = {}  # Caffe blob name -> ONNX value now holding it
+        self.read: set[str] = set()
+        self.rng = np.random.default_rng(0)
+        self._n = 0
+
+    # --- helpers -------------------------------------------------------------------------------
+    def fresh(self, name: str) -> str:
+        self._n += 1
+        return name if name not in self.shapes else f"{name}_{self._n}"
+
+    def node(self, op, inputs, layer, kind, shape, out=None, **attrs):
+        out = self.fresh(out or layer)
+        n = helper.make_node(op, inputs, [out], name=f"{layer}/{op}_{len(self.nodes)}", **attrs)
+        n.metadata_props.add(key=provenance.SOURCE, value=layer)
+        n.metadata_props.add(key=provenance.SOURCE_OP, value=kind)
+        self.nodes.append(n)
+        self.shapes[out] = list(shape)
+        return out
+
+    def const(self, name, array):
+        name = self.fresh(name)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, np.float32), name))
+        self.shapes[name] = list(np.shape(array))
+        return name
+
+    def weights(self, layer, shapes, fan_in):
+        """The layer's blobs from the caffemodel, or seeded He-scaled ones (prototxt alone)."""
+        got = self.blobs.get(layer)
+        if got is not None:
+            if len(got) < len(shapes) or any(g.size != int(np.prod(s)) for g, s in zip(got, shapes)):
+                raise InputError(f"{self.path}: layer {layer}: the caffemodel's blobs "
+                                 f"{[list(g.shape) for g in got]} do not fit the prototxt's {shapes}.")
+            return [g.reshape(s) for g, s in zip(got, shapes)]
+        scale = math.sqrt(2.0 / max(fan_in, 1))
+        return [(self.rng.standard_normal(s) * (scale if i == 0 else 0.1)).astype(np.float32)
+                for i, s in enumerate(shapes)]
+
+    def outputs(self) -> list[str]:
+        return [v for blob, v in self.current.items() if v not in self.read and v not in {i.name for i in self.inputs}]
+
+    # --- the net -------------------------------------------------------------------------------
+    def build(self, net) -> None:
+        for i, name in enumerate(net.input):
+            if len(net.input_shape) > i:
+                shape = list(net.input_shape[i].dim)
+            elif len(net.input_dim) >= 4 * (i + 1):
+                shape = list(net.input_dim[4 * i: 4 * i + 4])
+            else:
+                shape = list(self.input_shapes.get(name, ()))
+            self._input(name, shape)
+        layers = [ly for ly in _layers(net) if _in_test_phase(ly[6])]
+        bad = [(n, t) for n, t, *_ in layers if not hasattr(self, "_" + t.lower()) and t not in DROPPED | DATA]
+        python = [n for n, t, *_ in layers if t == "Python"]
+        if bad:
+            why = " Python layers run arbitrary code and are never imported." if python else ""
+            raise UnsupportedError(f"{self.path}: {len(bad)} layer type(s) the Caffe importer does not "
+                                   "convert: " + ", ".join(f"{n} ({t})" for n, t in bad) + "." + why,
+                                   nodes=[n for n, _ in bad])
+        for name, kind, bottoms, tops, params, _, _ in layers:
+            if kind in DROPPED:
+                continue
+            if kind in DATA or kind == "Input":
+                shapes = [list(s.dim) for s in params.input_param.shape] if kind == "Input" else []
+                for k, top in enumerate(tops):
+                    shape = shapes[min(k, len(shapes) - 1)] if shapes else list(self.input_shapes.get(top, ()))
+                    self._input(top, shape, layer=name)
+                continue
+            xs = [self.current[b] for b in bottoms]
+            self.read.update(xs)
+            out = getattr(self, "_" + kind.lower())(name, kind, params, xs)
+            outs = out if isinstance(out, list) else [out]
+            for top, value in zip(tops, outs):
+                self.current[top] = value
+
+    def _input(self, name, shape, layer=None):
+        shape = list(self.input_shapes.get(name, shape))  # --input overrides the prototxt
+        if not shape:
+            raise InputError(f"{self.path}: input {name!r} has no shape (a Data layer?); give it with "
+                             f"--input {name}:N,C,H,W")
+        self.inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [int(d) for d in shape]))
+        self.shapes[name] = [int(d) for d in shape]
+        self.current[name] = name
+
+    # --- layers (one method per Caffe type, named _<type lowercased>) ------------------------
+    def _convolution(self, name, kind, params, xs):
+        p = params.convolution_param
+        n, c, h, w = self.shapes[xs[0]]
+        kh, kw = _pair(p, "kernel_size", "kernel_h", "kernel_w", 1)
+        ph, pw = _pair(p, "pad", "pad_h", "pad_w", 0)
+        sh, sw = _pair(p, "stride", "stride_h", "stride_w", 1)
+        dh, dw = (int(p.dilation[0]), int(p.dilation[-1])) if p.dilation else (1, 1)
+        g, o = int(p.group), int(p.num_output)
+        shapes = [[o, c // g, kh, kw]] + ([[o]] if p.bias_term else [])
+        ws = self.weights(name, shapes, c // g * kh * kw)
+        ins = [xs[0], self.const(f"{name}/weights", ws[0])] + ([self.const(f"{name}/bias", ws[1])] if p.bias_term else [])
+        oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
+        ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+        return self.node("Conv", ins, name, kind, [n, o, oh, ow], kernel_shape=[kh, kw], pads=[ph, pw, ph, pw],
+                         strides=[sh, sw], dilations=[dh, dw], group=g)
+
+    def _pooling(self, name, kind, params, xs):
+        p = params.pooling_param
+        n, c, h, w = self.shapes[xs[0]]
+        if p.global_pooling:
+            op = "GlobalMaxPool" if p.pool == 0 else "GlobalAveragePool"
+            return self.node(op, xs, name, kind, [n, c, 1, 1])
+        if p.pool not in (0, 1):
+            raise UnsupportedError(f"{self.path}: layer {name}: STOCHASTIC pooling (training only)", nodes=[name])
+        kh, kw = _pair(p, "kernel_size", "kernel_h", "kernel_w", 1)
+        ph, pw = _pair(p, "pad", "pad_h", "pad_w", 0)
+        sh, sw = _pair(p, "stride", "stride_h", "stride_w", 1)
+        oh, ow = caffe_pool_size(h, kh, ph, sh), caffe_pool_size(w, kw, pw, sw)
+        eh, ew = (oh - 1) * sh + kh - h - ph, (ow - 1) * sw + kw - w - pw  # end pads ONNX needs
+        pads = [ph, pw, max(eh, 0), max(ew, 0)]
+        if p.pool == 0:
+            return self.node("MaxPool", xs, name, kind, [n, c, oh, ow], kernel_shape=[kh, kw], pads=pads,
+                             strides=[sh, sw])
+        if eh <= ph and ew <= pw:  # no window reaches past the padding: ONNX counts as Caffe does
+            return self.node("AveragePool", xs, name, kind, [n, c, oh, ow], kernel_shape=[kh, kw], pads=pads,
+                             strides=[sh, sw], count_include_pad=1)
+        # Caffe divides by the window clipped to the padded input: sum-pool, then that divisor
+        total = self.node("AveragePool", xs, name, kind, [n, c, oh, ow], out=f"{name}/mean_over_full_window",
+                          kernel_shape=[kh, kw], pads=pads, strides=[sh, sw], count_include_pad=1)
+        divisor = caffe_ave_divisor(h, w, kh, kw, ph, pw, sh, sw, oh, ow)
+        return self.node("Mul", [total, self.const(f"{name}/window_correction", (kh * kw / divisor)[None, None])],
+                         name, kind, [n, c, oh, ow])
+
+    def _innerproduct(self, name, kind, params, xs):
+        p = params.inner_product_param
+        shape = self.shapes[xs[0]]
+        axis = int(p.axis) % len(shape)
+        k = int(np.prod(shape[axis:]))
+        o = int(p.num_output)
+        x = xs[0]
+        if len(shape) != axis + 1:  # Caffe flattens everything from `axis` implicitly
+            x = self.node("Flatten", [x], name, kind, shape[:axis] + [k], out=f"{name}/flatten", axis=axis)
+        wshape = [k, o] if p.transpose else [o, k]
+        ws = self.weights(name, [wshape] + ([[o]] if p.bias_term else []), k)
+        ins = [x, self.const(f"{name}/weights", ws[0])] + ([self.const(f"{name}/bias", ws[1])] if p.bias_term else [])
+        return self.node("Gemm", ins, name, kind, shape[:axis] + [o], transB=0 if p.transpose else 1)
+
+    def _relu(self, name, kind, params, xs):
+        slope = float(params.relu_param.negative_slope)
+        if slope:
+            return self.node("LeakyRelu", xs, name, kind, self.shapes[xs[0]], alpha=slope)
+        return self.node("Relu", xs, name, kind, self.shapes[xs[0]])
+
+    def _sigmoid(self, name, kind, params, xs):
+        return self.node("Sigmoid", xs, name, kind, self.shapes[xs[0]])
+
+    def _tanh(self, name, kind, params, xs):
+        return self.node("Tanh", xs, name, kind, self.shapes[xs[0]])
+
+    def _lrn(self, name, kind, params, xs):
+        p = params.lrn_param
+        if p.norm_region != 0:
+            raise UnsupportedError(f"{self.path}: layer {name}: LRN WITHIN_CHANNEL is not converted yet", nodes=[name])
+        return self.node("LRN", xs, name, kind, self.shapes[xs[0]], size=int(p.local_size), alpha=float(p.alpha),
+                         beta=float(p.beta), bias=float(p.k))
+
+    def _dropout(self, name, kind, params, xs):
+        return self.node("Identity", xs, name, kind, self.shapes[xs[0]])
+
+    def _softmax(self, name, kind, params, xs):
+        return self.node("Softmax", xs, name, kind, self.shapes[xs[0]], axis=int(params.softmax_param.axis))
+
+    def _concat(self, name, kind, params, xs):
+        p = params.concat_param
+        axis = int(p.axis) if p.HasField("axis") or not p.HasField("concat_dim") else int(p.concat_dim)
+        shape = list(self.shapes[xs[0]])
+        axis %= len(shape)
+        shape[axis] = sum(self.shapes[x][axis] for x in xs)
+        return self.node("Concat", xs, name, kind, shape, axis=axis)
+
+    def _eltwise(self, name, kind, params, xs):
+        p = params.eltwise_param
+        shape = self.shapes[xs[0]]
+        if p.operation == 0:
+            return self.node("Mul", xs[:2], name, kind, shape) if len(xs) == 2 else self.node("Mul", xs, name, kind, shape)
+        if p.operation == 2:
+            return self.node("Max", xs, name, kind, shape)
+        coeffs = list(p.coeff) or [1.0] * len(xs)
+        terms = [x if c == 1.0 else self.node("Mul", [x, self.const(f"{name}/coeff{i}", np.array(c, np.float32))],
+                                              name, kind, shape, out=f"{name}/term{i}")
+                 for i, (x, c) in enumerate(zip(xs, coeffs))]
+        return self.node("Sum", terms, name, kind, shape)
+
+    def _flatten(self, name, kind, params, xs):
+        p = params.flatten_param
+        shape = self.shapes[xs[0]]
+        axis = int(p.axis) % len(shape)
+        if int(p.end_axis) not in (-1, len(shape) - 1):
+            raise UnsupportedError(f"{self.path}: layer {name}: Flatten with end_axis", nodes=[name])
+        return self.node("Flatten", xs, name, kind, shape[:axis] + [int(np.prod(shape[axis:]))], axis=axis)
+
+    def _split(self, name, kind, params, xs):
+        return [xs[0]] * 8  # every top is the bottom
+
+    def _batchnorm(self, name, kind, params, xs):
+        shape = self.shapes[xs[0]]
+        c = shape[1]
+        ws = self.weights(name, [[c], [c], [1]], 1)
+        if name not in self.blobs:
+            ws = [ws[0] * 0.1, np.abs(ws[1]) + 0.5, np.ones(1, np.float32)]
+        factor = float(ws[2].reshape(-1)[0])
+        scale = 0.0 if factor == 0 else 1.0 / factor  # Caffe stores sums; the third blob divides them
+        eps = float(params.batch_norm_param.eps)
+        ins = [xs[0], self.const(f"{name}/gamma", np.ones(c, np.float32)), self.const(f"{name}/beta", np.zeros(c, np.float32)),
+               self.const(f"{name}/mean", ws[0] * scale), self.const(f"{name}/variance", ws[1] * scale)]
+        return self.node("BatchNormalization", ins, name, kind, shape, epsilon=eps)
+
+    def _scale(self, name, kind, params, xs):
+        p = params.scale_param
+        shape = self.shapes[xs[0]]
+        axis = int(p.axis) % len(shape)
+        if len(xs) > 1 or int(p.num_axes) != 1:
+            raise UnsupportedError(f"{self.path}: layer {name}: Scale with two bottoms or num_axes != 1",
+                                   nodes=[name])
+        c = shape[axis]
+        ws = self.weights(name, [[c]] + ([[c]] if p.bias_term else []), 1)
+        if name not in self.blobs:
+            ws[0] = np.abs(ws[0]) + 0.5
+        bshape = [c] + [1] * (len(shape) - axis - 1)
+        y = self.node("Mul", [xs[0], self.const(f"{name}/scale", ws[0].reshape(bshape))], name, kind, shape,
+                      out=f"{name}/mul" if p.bias_term else None)
+        if p.bias_term:
+            y = self.node("Add", [y, self.const(f"{name}/bias", ws[1].reshape(bshape))], name, kind, shape)
+        return y
+
+
+def caffe_pool_size(size: int, k: int, pad: int, stride: int) -> int:
+    """Caffe's pooled size: rounded up, minus a last window that would start in the padding."""
+    out = int(math.ceil((size + 2 * pad - k) / stride)) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def caffe_ave_divisor(h, w, kh, kw, ph, pw, sh, sw, oh, ow) -> np.ndarray:
+    """Caffe AVE pooling's divisor per output: the window clipped to the padded input."""
+    def clip(n, size, k, pad, s):
+        start = np.arange(n) * s - pad
+        return np.minimum(start + k, size + pad) - start
+
+    return np.outer(clip(oh, h, kh, ph, sh), clip(ow, w, kw, pw, sw)).astype(np.float32)

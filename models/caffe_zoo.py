@@ -1,0 +1,68 @@
+"""Caffe files for tests: random .caffemodels for a prototxt, in the V2 (`layer`, blob `shape`)
+or the legacy V1 (`layers`, blob num/channels/height/width) form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import text_format
+
+from irbridge.importers.caffe import _Builder
+from irbridge.importers.caffe_schema import CLASSES, V1_TYPES, NetParameter
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "caffe"
+
+
+def prototxt_net(path) -> NetParameter:
+    return text_format.Parse(Path(path).read_text(), NetParameter(), allow_unknown_field=True)
+
+
+def layer_blob_shapes(prototxt) -> dict[str, list[list[int]]]:
+    """The blob shapes each layer of a prototxt needs, by Caffe's shape rules (via the importer)."""
+    b = _Builder(Path(prototxt), {}, {})
+    b.build(prototxt_net(prototxt))
+    shapes = {}
+    for t in b.initializers:
+        layer, _, kind = t.name.partition("/")
+        if kind in ("weights", "bias", "mean", "variance", "scale"):
+            shapes.setdefault(layer, []).append(list(t.dims))
+    return shapes
+
+
+def write_caffemodel(prototxt, path, seed: int = 0, v1: bool = False) -> dict[str, list[np.ndarray]]:
+    """A trained-looking .caffemodel for `prototxt` with seeded random blobs; returns the blobs."""
+    net = prototxt_net(prototxt)
+    rng = np.random.default_rng(seed)
+    blobs = {}
+    for layer, shapes in layer_blob_shapes(prototxt).items():
+        arrays = []
+        for i, s in enumerate(shapes):
+            fan_in = int(np.prod(s[1:])) if len(s) > 1 else 1
+            scale = np.sqrt(2.0 / fan_in) if i == 0 and len(s) > 1 else 0.1
+            arrays.append((rng.standard_normal(s) * scale).astype(np.float32))
+        blobs[layer] = arrays
+    out = NetParameter(name=net.name)
+    V1 = CLASSES["V1LayerParameter"]
+    v1_enum = {v: k for k, v in V1_TYPES.items()}
+    for ly in net.layer:
+        if v1:
+            dst = out.layers.add(name=ly.name, bottom=list(ly.bottom), top=list(ly.top))
+            dst.type = V1.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_name[v1_enum.get(ly.type, "NONE")].number
+            for field in ("convolution_param", "pooling_param", "inner_product_param", "lrn_param",
+                          "relu_param", "dropout_param", "softmax_param", "concat_param", "eltwise_param"):
+                if ly.HasField(field):
+                    getattr(dst, field).CopyFrom(getattr(ly, field))
+        else:
+            dst = out.layer.add()
+            dst.CopyFrom(ly)
+        for a in blobs.get(ly.name, []):
+            blob = dst.blobs.add()
+            if v1:  # legacy 4-D form: num, channels, height, width
+                dims = [1] * (4 - a.ndim) + list(a.shape)
+                blob.num, blob.channels, blob.height, blob.width = dims
+            else:
+                blob.shape.dim.extend(a.shape)
+            blob.data.extend(a.reshape(-1).tolist())
+    Path(path).write_bytes(out.SerializeToString())
+    return blobs

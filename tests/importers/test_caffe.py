@@ -1,0 +1,144 @@
+"""Caffe importer: the real prototxts with random caffemodels (V2 and V1 forms) to ONNX,
+PyTorch and Keras; Caffe's pooling rounding and AVE divisor against numpy from Caffe's
+definition; refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from irbridge.models.caffe_zoo import SHARED, write_caffemodel
+
+from irbridge.importers.caffe import caffe_pool_size
+from tests.conftest import assert_close, seeded
+
+NETS = ["lenet", "cifar10_quick", "bvlc_alexnet_deploy", "bvlc_reference_caffenet_deploy"]
+# Caffe's own output shapes (from running these nets in Caffe), batch 1
+EXPECTED = {"lenet": {"pool2": [1, 50, 4, 4], "prob": [1, 10]},
+            "cifar10_quick": {"pool1": [1, 32, 16, 16], "pool3": [1, 64, 4, 4], "prob": [1, 10]},
+            "bvlc_alexnet_deploy": {"pool1": [1, 96, 27, 27], "pool5": [1, 256, 6, 6], "prob": [1, 1000]},
+            "bvlc_reference_caffenet_deploy": {"pool2": [1, 256, 13, 13], "pool5": [1, 256, 6, 6]}}
+
+
+def _input(name):
+    return {"data": (1, 1, 28, 28) if name == "lenet" else (1, 3, 32, 32) if name == "cifar10_quick" else (1, 3, 227, 227)}
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_shapes_follow_caffes_rules(name):
+    import irbridge
+
+    m = irbridge.load(SHARED / f"{name}.prototxt", inputs=_input(name))
+    assert m.metadata_props["irbridge.random_weights"] == "true"
+    m = irbridge.normalize(m)  # ONNX's own shape inference, independent of the importer's
+    shapes = {n.metadata_props["irbridge.source"]: list(n.outputs[0].shape) for n in m.graph}
+    for layer, shape in EXPECTED[name].items():
+        assert shapes[layer] == shape, layer
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["v2-blobs", "v1-blobs"])
+@pytest.mark.parametrize("name", NETS)
+def test_real_prototxts_with_random_caffemodels(name, v1, tmp_path, torch):
+    import irbridge
+
+    proto = SHARED / f"{name}.prototxt"
+    model_path = tmp_path / f"{name}.caffemodel"
+    blobs = write_caffemodel(proto, model_path, seed=3, v1=v1)
+    m = irbridge.load(proto, model_path, inputs=_input(name))
+    assert "irbridge.random_weights" not in m.metadata_props
+    conv1 = m.graph.initializers["conv1/weights"].const_value.numpy()
+    np.testing.assert_array_equal(conv1, blobs["conv1"][0])  # OIHW, as Caffe stores it
+    for target in ("onnx", "torch"):
+        res = irbridge.convert(proto, target, weights=model_path, inputs=_input(name))
+        assert res.report.ok, f"{target}: {res.report}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NETS)
+def test_real_prototxts_to_keras(name, tmp_path):
+    pytest.importorskip("keras")
+    import irbridge
+
+    proto = SHARED / f"{name}.prototxt"
+    write_caffemodel(proto, tmp_path / "w.caffemodel", seed=4)
+    res = irbridge.convert(proto, "keras", weights=tmp_path / "w.caffemodel", inputs=_input(name))
+    assert res.report.ok
+
+
+def numpy_caffe_pool(x, k, s, p, op):
+    """Caffe's pooling from its definition (pooling_layer.cpp): ceil-rounded output size, last
+    window dropped if it would start in the padding, windows clipped to the padded input for
+    the AVE divisor and to the real input for the values."""
+    n, c, h, w = x.shape
+    oh, ow = caffe_pool_size(h, k, p, s), caffe_pool_size(w, k, p, s)
+    out = np.zeros((n, c, oh, ow), np.float64)
+    for i in range(oh):
+        for j in range(ow):
+            hs, ws = i * s - p, j * s - p
+            he, we = min(hs + k, h + p), min(ws + k, w + p)
+            size = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            win = x[:, :, hs:he, ws:we]
+            out[:, :, i, j] = win.max(axis=(2, 3)) if op == "MAX" else win.sum(axis=(2, 3)) / size
+    return out
+
+
+POOLS = [(3, 2, 0), (3, 2, 1), (2, 2, 1), (3, 3, 1), (5, 3, 2)]
+
+
+@pytest.mark.parametrize("op", ["MAX", "AVE"])
+@pytest.mark.parametrize("k,s,p", POOLS)
+def test_pooling_matches_caffes_definition(op, k, s, p, tmp_path):
+    import irbridge
+    from irbridge.verify import onnx_runner
+
+    proto = tmp_path / "pool.prototxt"
+    proto.write_text(f'''name: "p" layer {{ name: "data" type: "Input" top: "data"
+      input_param {{ shape: {{ dim: 1 dim: 2 dim: 11 dim: 10 }} }} }}
+    layer {{ name: "pool" type: "Pooling" bottom: "data" top: "pool"
+      pooling_param {{ pool: {op} kernel_size: {k} stride: {s} pad: {p} }} }}''')
+    x = seeded((1, 2, 11, 10), seed=k + s + p)
+    got = next(iter(onnx_runner(irbridge.load(proto)).run({"data": x}).values()))
+    assert_close(got, numpy_caffe_pool(x.astype(np.float64), k, s, p, op))
+
+
+def test_eltwise_coefficients_batchnorm_factor_and_scale(tmp_path):
+    import irbridge
+    from irbridge.importers.caffe_schema import NetParameter
+    from irbridge.verify import onnx_runner
+
+    proto = tmp_path / "n.prototxt"
+    proto.write_text('''name: "n" layer { name: "data" type: "Input" top: "data"
+      input_param { shape: { dim: 1 dim: 3 dim: 4 dim: 4 } } }
+    layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" batch_norm_param { eps: 0.001 } }
+    layer { name: "sc" type: "Scale" bottom: "bn" top: "bn" scale_param { bias_term: true } }
+    layer { name: "sum" type: "Eltwise" bottom: "bn" bottom: "data" top: "sum"
+      eltwise_param { operation: SUM coeff: 0.5 coeff: -2 } }''')
+    rng = np.random.default_rng(0)
+    mean, var, factor = rng.standard_normal(3), rng.uniform(1, 2, 3), 7.5
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    net = NetParameter()
+    for name, arrays in {"bn": [mean * factor, var * factor, np.array([factor])], "sc": [gamma, beta]}.items():
+        ly = net.layer.add(name=name)
+        for a in arrays:
+            blob = ly.blobs.add()
+            blob.shape.dim.extend(a.shape)
+            blob.data.extend(a.tolist())
+    (tmp_path / "n.caffemodel").write_bytes(net.SerializeToString())
+    x = seeded((1, 3, 4, 4), seed=1)
+    got = next(iter(onnx_runner(irbridge.load(proto, tmp_path / "n.caffemodel")).run({"data": x}).values()))
+    c = lambda v: v.reshape(1, 3, 1, 1)  # noqa: E731
+    bn = (x - c(mean)) / np.sqrt(c(var) + 0.001) * c(gamma) + c(beta)  # Caffe: sums / factor
+    assert_close(got, 0.5 * bn - 2 * x)
+
+
+def test_python_and_unknown_layers_are_all_refused(tmp_path):
+    import irbridge
+
+    proto = tmp_path / "bad.prototxt"
+    proto.write_text('''name: "b" layer { name: "data" type: "Input" top: "data"
+      input_param { shape: { dim: 1 dim: 3 dim: 4 dim: 4 } } }
+    layer { name: "py" type: "Python" bottom: "data" top: "py" }
+    layer { name: "odd" type: "Frobnicate" bottom: "py" top: "odd" }''')
+    with pytest.raises(irbridge.UnsupportedError) as e:
+        irbridge.load(proto)
+    assert e.value.nodes == ["py", "odd"] and "never imported" in e.value.message
