@@ -101,7 +101,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
             inputs=None, atol: float | None = None, rtol: float | None = None,
             format: str | None = None, dump_dir=None, layout: str = "nchw",
             keep_nchw_io: bool = False, preprocess: str | None = None,
-            trust_code: bool = False) -> ConversionResult:
+            trust_code: bool = False, random_weights: bool = False) -> ConversionResult:
     """load + normalize + export (+ verify) (+ save when `output` is given).
 
     `layout="nhwc"` (ONNX output only) gives channels-last image inputs and outputs with the
@@ -117,6 +117,10 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
     t0 = time.perf_counter()
     shapes = inputs if isinstance(inputs, dict) and _all_shapes(inputs) else None
     imported = load(source, weights, format=format, inputs=inputs, trust_code=trust_code)
+    if imported.metadata_props.get("irbridge.random_weights") == "true" and not random_weights:
+        raise InputError(f"{source}: holds no weights (a prototxt alone); give the .caffemodel as WEIGHTS, "
+                         "or pass random_weights=True (--random-weights) to convert the structure with "
+                         "seeded random weights")
     t1 = time.perf_counter()
     steps = None if passes is None else list(passes)
     if layout == "nhwc":

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--to keras/tf: keep NCHW inputs/outputs (default: NHWC interfaces)")
     c.add_argument("--preprocess", choices=("caffe-bgr-mean",),
                    help="--to tf: take RGB 0..255 images; apply RGB->BGR and ImageNet mean subtraction")
+    c.add_argument("--random-weights", action="store_true",
+                   help="convert a prototxt alone with seeded random weights (to look at the structure)")
     c.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw",
                    help="--to onnx: channels-last image inputs/outputs, fewest Transposes (default nchw)")
     _common(c)
@@ -180,7 +182,8 @@ def cmd_convert(args) -> int:
                           check=not args.no_check, inputs=_parse_inputs(args.input),
                           atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
                           layout=args.layout, keep_nchw_io=args.keep_nchw_io,
-                          preprocess=args.preprocess, trust_code=args.trust_code)
+                          preprocess=args.preprocess, trust_code=args.trust_code,
+                          random_weights=args.random_weights)
     except VerificationError as e:
         if args.json:
             _emit({"ok": False, "source": args.src, "target": args.to, "output": None,
