@@ -133,7 +133,9 @@ class _Builder:
 
     def const(self, name, array):
         name = self.fresh(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, np.float32), name))
+        array = np.asarray(array)
+        array = array if array.dtype == np.int64 else array.astype(np.float32)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         self.shapes[name] = list(np.shape(array))
         return name
 
@@ -264,6 +266,72 @@ class _Builder:
 
     def _tanh(self, name, kind, params, xs):
         return self.node("Tanh", xs, name, kind, self.shapes[xs[0]])
+
+    def _affine_then(self, name, kind, x, scale, shift):
+        """shift + scale * x, skipping the identity parts."""
+        shape = self.shapes[x]
+        if scale != 1.0:
+            x = self.node("Mul", [x, self.const(f"{name}/scale", np.array(scale, np.float32))], name, kind, shape,
+                          out=f"{name}/scaled")
+        if shift != 0.0:
+            x = self.node("Add", [x, self.const(f"{name}/shift", np.array(shift, np.float32))], name, kind, shape,
+                          out=f"{name}/shifted")
+        return x
+
+    def _power(self, name, kind, params, xs):
+        p = params.power_param
+        y = self._affine_then(name, kind, xs[0], float(p.scale), float(p.shift))
+        if float(p.power) == 1.0:
+            return self.node("Identity", [y], name, kind, self.shapes[xs[0]])
+        return self.node("Pow", [y, self.const(f"{name}/power", np.array(p.power, np.float32))], name, kind,
+                         self.shapes[xs[0]])
+
+    def _exp(self, name, kind, params, xs):
+        p = params.exp_param
+        base = float(p.base)
+        ln_base = 1.0 if base == -1.0 else math.log(base)  # base^(shift + scale x) = e^(ln(base)(...))
+        y = self._affine_then(name, kind, xs[0], float(p.scale) * ln_base, float(p.shift) * ln_base)
+        return self.node("Exp", [y], name, kind, self.shapes[xs[0]])
+
+    def _log(self, name, kind, params, xs):
+        p = params.log_param
+        y = self.node("Log", [self._affine_then(name, kind, xs[0], float(p.scale), float(p.shift))], name, kind,
+                      self.shapes[xs[0]], out=f"{name}/ln")
+        base = float(p.base)
+        if base == -1.0:
+            return y
+        return self.node("Mul", [y, self.const(f"{name}/inv_ln_base", np.array(1 / math.log(base), np.float32))],
+                         name, kind, self.shapes[xs[0]])
+
+    def _absval(self, name, kind, params, xs):
+        return self.node("Abs", xs, name, kind, self.shapes[xs[0]])
+
+    def _bnll(self, name, kind, params, xs):
+        return self.node("Softplus", xs, name, kind, self.shapes[xs[0]])  # log(1 + e^x)
+
+    def _elu(self, name, kind, params, xs):
+        return self.node("Elu", xs, name, kind, self.shapes[xs[0]], alpha=float(params.elu_param.alpha))
+
+    def _prelu(self, name, kind, params, xs):
+        shape = self.shapes[xs[0]]
+        c = 1 if params.prelu_param.channel_shared else shape[1]
+        slope = self.weights(name, [[c]], 1)[0]
+        if name not in self.blobs:
+            slope = np.abs(slope)
+        return self.node("PRelu", [xs[0], self.const(f"{name}/slope", slope.reshape([c] + [1] * (len(shape) - 2)))],
+                         name, kind, shape)
+
+    def _reshape(self, name, kind, params, xs):
+        p = params.reshape_param
+        src = self.shapes[xs[0]]
+        axis = int(p.axis) % (len(src) + 1)
+        end = len(src) if int(p.num_axes) == -1 else axis + int(p.num_axes)
+        dims = [src[axis + i] if d == 0 else int(d) for i, d in enumerate(p.shape.dim)]
+        new = src[:axis] + dims + src[end:]
+        if -1 in new:
+            known = int(np.prod([d for d in new if d != -1]))
+            new[new.index(-1)] = int(np.prod(src)) // known
+        return self.node("Reshape", [xs[0], self.const(f"{name}/shape", np.array(new, np.int64))], name, kind, new)
 
     def _lrn(self, name, kind, params, xs):
         p = params.lrn_param

@@ -41,6 +41,9 @@ MESSAGES = {
         (OPT, "FlattenParameter", "flatten_param", 135, None),
         (OPT, "BatchNormParameter", "batch_norm_param", 139, None),
         (OPT, "ScaleParameter", "scale_param", 142, None), (OPT, "InputParameter", "input_param", 143, None),
+        (OPT, "ExpParameter", "exp_param", 111, None), (OPT, "PowerParameter", "power_param", 122, None),
+        (OPT, "PReLUParameter", "prelu_param", 131, None), (OPT, "ReshapeParameter", "reshape_param", 133, None),
+        (OPT, "LogParameter", "log_param", 134, None), (OPT, "ELUParameter", "elu_param", 140, None),
     ],
     # the legacy V1 format (`layers { type: CONVOLUTION ... }`), as many classic caffemodels use
     "V1LayerParameter": [
@@ -86,6 +89,13 @@ MESSAGES = {
     "ScaleParameter": [(OPT, "int32", "axis", 1, "1"), (OPT, "int32", "num_axes", 2, "1"),
                        (OPT, "bool", "bias_term", 4, "false")],
     "InputParameter": [(REP, "BlobShape", "shape", 1, None)],
+    "ExpParameter": [(OPT, "float", "base", 1, "-1"), (OPT, "float", "scale", 2, "1"), (OPT, "float", "shift", 3, "0")],
+    "LogParameter": [(OPT, "float", "base", 1, "-1"), (OPT, "float", "scale", 2, "1"), (OPT, "float", "shift", 3, "0")],
+    "PowerParameter": [(OPT, "float", "power", 1, "1"), (OPT, "float", "scale", 2, "1"), (OPT, "float", "shift", 3, "0")],
+    "PReLUParameter": [(OPT, "bool", "channel_shared", 2, "false")],
+    "ReshapeParameter": [(OPT, "BlobShape", "shape", 1, None), (OPT, "int32", "axis", 2, "0"),
+                         (OPT, "int32", "num_axes", 3, "-1")],
+    "ELUParameter": [(OPT, "float", "alpha", 1, "1")],
 }
 
 ENUMS = {

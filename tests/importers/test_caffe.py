@@ -142,3 +142,29 @@ def test_python_and_unknown_layers_are_all_refused(tmp_path):
     with pytest.raises(irbridge.UnsupportedError) as e:
         irbridge.load(proto)
     assert e.value.nodes == ["py", "odd"] and "never imported" in e.value.message
+
+
+ELEMENTWISE = [
+    ("AbsVal", "", lambda x: np.abs(x)),
+    ("BNLL", "", lambda x: np.log1p(np.exp(x))),
+    ("ELU", "elu_param { alpha: 0.5 }", lambda x: np.where(x > 0, x, 0.5 * (np.exp(x) - 1))),
+    ("Power", "power_param { power: 2 scale: 0.5 shift: 3 }", lambda x: (3 + 0.5 * x) ** 2),
+    ("Exp", "exp_param { base: 2 scale: 0.5 shift: 1 }", lambda x: 2.0 ** (1 + 0.5 * x)),
+    ("Log", "log_param { base: 10 scale: 2 shift: 20 }", lambda x: np.log10(20 + 2 * x)),
+    ("ReLU", "relu_param { negative_slope: 0.1 }", lambda x: np.where(x > 0, x, 0.1 * x)),
+    ("Reshape", "reshape_param { shape { dim: 0 dim: -1 dim: 4 } }", lambda x: x.reshape(1, -1, 4)),
+]
+
+
+@pytest.mark.parametrize("kind,param,ref", ELEMENTWISE, ids=[e[0] for e in ELEMENTWISE])
+def test_elementwise_layers_match_caffes_definition(kind, param, ref, tmp_path):
+    import irbridge
+    from irbridge.verify import onnx_runner
+
+    proto = tmp_path / "e.prototxt"
+    proto.write_text(f'''name: "e" layer {{ name: "data" type: "Input" top: "data"
+      input_param {{ shape: {{ dim: 1 dim: 3 dim: 4 dim: 4 }} }} }}
+    layer {{ name: "l" type: "{kind}" bottom: "data" top: "l" {param} }}''')
+    x = seeded((1, 3, 4, 4), seed=9)
+    got = next(iter(onnx_runner(irbridge.load(proto)).run({"data": x}).values()))
+    assert_close(got, ref(x.astype(np.float64)))
