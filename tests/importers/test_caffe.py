@@ -11,6 +11,8 @@ from irbridge.models.caffe_zoo import SHARED, write_caffemodel
 from irbridge.importers.caffe import caffe_pool_size
 from tests.conftest import assert_close, seeded
 
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the real Caffe prototxts ({SHARED}) are not beside this checkout")
+
 NETS = ["lenet", "cifar10_quick", "bvlc_alexnet_deploy", "bvlc_reference_caffenet_deploy"]
 # Caffe's own output shapes (from running these nets in Caffe), batch 1
 EXPECTED = {"lenet": {"pool2": [1, 50, 4, 4], "prob": [1, 10]},
@@ -23,6 +25,7 @@ def _input(name):
     return {"data": (1, 1, 28, 28) if name == "lenet" else (1, 3, 32, 32) if name == "cifar10_quick" else (1, 3, 227, 227)}
 
 
+@needs_shared
 @pytest.mark.parametrize("name", NETS)
 def test_shapes_follow_caffes_rules(name):
     import irbridge
@@ -35,6 +38,7 @@ def test_shapes_follow_caffes_rules(name):
         assert shapes[layer] == shape, layer
 
 
+@needs_shared
 @pytest.mark.parametrize("v1", [False, True], ids=["v2-blobs", "v1-blobs"])
 @pytest.mark.parametrize("name", NETS)
 def test_real_prototxts_with_random_caffemodels(name, v1, tmp_path, torch):
@@ -52,6 +56,7 @@ def test_real_prototxts_with_random_caffemodels(name, v1, tmp_path, torch):
         assert res.report.ok, f"{target}: {res.report}"
 
 
+@needs_shared
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NETS)
 def test_real_prototxts_to_keras(name, tmp_path):
