@@ -184,9 +184,8 @@ class _Builder:
             xs = [self.current[b] for b in bottoms]
             self.read.update(xs)
             out = getattr(self, "_" + kind.lower())(name, kind, params, xs)
-            outs = out if isinstance(out, list) else [out]
-            for top, value in zip(tops, outs):
-                self.current[top] = value
+            for top in tops:  # one top, or Split's copies of its bottom
+                self.current[top] = out
 
     def _input(self, name, shape, layer=None):
         shape = list(self.input_shapes.get(name, shape))  # --input overrides the prototxt
@@ -357,8 +356,11 @@ class _Builder:
     def _eltwise(self, name, kind, params, xs):
         p = params.eltwise_param
         shape = self.shapes[xs[0]]
-        if p.operation == 0:
-            return self.node("Mul", xs[:2], name, kind, shape) if len(xs) == 2 else self.node("Mul", xs, name, kind, shape)
+        if p.operation == 0:  # PROD: Mul takes two operands at a time
+            y = xs[0]
+            for i, x in enumerate(xs[1:], 1):
+                y = self.node("Mul", [y, x], name, kind, shape, out=None if i == len(xs) - 1 else f"{name}/prod{i}")
+            return y
         if p.operation == 2:
             return self.node("Max", xs, name, kind, shape)
         coeffs = list(p.coeff) or [1.0] * len(xs)
@@ -376,7 +378,7 @@ class _Builder:
         return self.node("Flatten", xs, name, kind, shape[:axis] + [int(np.prod(shape[axis:]))], axis=axis)
 
     def _split(self, name, kind, params, xs):
-        return [xs[0]] * 8  # every top is the bottom
+        return xs[0]  # every top is the bottom (build() hands it to all of them)
 
     def _batchnorm(self, name, kind, params, xs):
         shape = self.shapes[xs[0]]
