@@ -173,3 +173,18 @@ def test_elementwise_layers_match_caffes_definition(kind, param, ref, tmp_path):
     x = seeded((1, 3, 4, 4), seed=9)
     got = next(iter(onnx_runner(irbridge.load(proto)).run({"data": x}).values()))
     assert_close(got, ref(x.astype(np.float64)))
+
+
+def test_split_tops_and_a_three_way_product(tmp_path):
+    import irbridge
+    from irbridge.verify import onnx_runner
+
+    proto = tmp_path / "s.prototxt"
+    proto.write_text('''name: "s" layer { name: "data" type: "Input" top: "data"
+      input_param { shape: { dim: 1 dim: 2 dim: 3 dim: 3 } } }
+    layer { name: "split" type: "Split" bottom: "data" top: "a" top: "b" top: "c" }
+    layer { name: "prod" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "p"
+      eltwise_param { operation: PROD } }''')
+    x = seeded((1, 2, 3, 3), seed=5)
+    got = next(iter(onnx_runner(irbridge.load(proto)).run({"data": x}).values()))
+    assert_close(got, x.astype(np.float64) ** 3)
