@@ -183,6 +183,10 @@ class _Builder:
                 continue
             xs = [self.current[b] for b in bottoms]
             self.read.update(xs)
+            if kind == "Slice":
+                for top, value in zip(tops, self._slice_tops(name, kind, params, xs, len(tops))):
+                    self.current[top] = value
+                continue
             out = getattr(self, "_" + kind.lower())(name, kind, params, xs)
             for top in tops:  # one top, or Split's copies of its bottom
                 self.current[top] = out
@@ -212,6 +216,57 @@ class _Builder:
         ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
         return self.node("Conv", ins, name, kind, [n, o, oh, ow], kernel_shape=[kh, kw], pads=[ph, pw, ph, pw],
                          strides=[sh, sw], dilations=[dh, dw], group=g)
+
+    def _deconvolution(self, name, kind, params, xs):
+        p = params.convolution_param
+        n, c, h, w = self.shapes[xs[0]]
+        kh, kw = _pair(p, "kernel_size", "kernel_h", "kernel_w", 1)
+        ph, pw = _pair(p, "pad", "pad_h", "pad_w", 0)
+        sh, sw = _pair(p, "stride", "stride_h", "stride_w", 1)
+        dh, dw = (int(p.dilation[0]), int(p.dilation[-1])) if p.dilation else (1, 1)
+        g, o = int(p.group), int(p.num_output)
+        # Caffe's deconvolution blob is (input channels, outputs / group, kh, kw): ConvTranspose's own
+        shapes = [[c, o // g, kh, kw]] + ([[o]] if p.bias_term else [])
+        ws = self.weights(name, shapes, c // g * kh * kw)
+        ins = [xs[0], self.const(f"{name}/weights", ws[0])] + ([self.const(f"{name}/bias", ws[1])] if p.bias_term else [])
+        oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + 1
+        ow = (w - 1) * sw - 2 * pw + dw * (kw - 1) + 1
+        return self.node("ConvTranspose", ins, name, kind, [n, o, oh, ow], kernel_shape=[kh, kw],
+                         pads=[ph, pw, ph, pw], strides=[sh, sw], dilations=[dh, dw], group=g)
+
+    def _slice(self, name, kind, params, xs):
+        raise AssertionError("Slice is built in build(): it has several tops")
+
+    def _slice_tops(self, name, kind, params, xs, n_tops):
+        p = params.slice_param
+        shape = self.shapes[xs[0]]
+        axis = (int(p.axis) if p.HasField("axis") or not p.HasField("slice_dim") else int(p.slice_dim)) % len(shape)
+        points = [0, *map(int, p.slice_point), shape[axis]]
+        if not p.slice_point:
+            step = shape[axis] // n_tops
+            points = [i * step for i in range(n_tops)] + [shape[axis]]
+        sizes = [b - a for a, b in zip(points, points[1:])]
+        outs = [self.fresh(f"{name}_{i}") for i in range(len(sizes))]
+        node = helper.make_node("Split", [xs[0], self.const(f"{name}/sizes", np.array(sizes, np.int64))], outs,
+                                name=f"{name}/Split_{len(self.nodes)}", axis=axis)
+        node.metadata_props.add(key=provenance.SOURCE, value=name)
+        node.metadata_props.add(key=provenance.SOURCE_OP, value=kind)
+        self.nodes.append(node)
+        for o, size in zip(outs, sizes):
+            self.shapes[o] = shape[:axis] + [size] + shape[axis + 1:]
+        return outs
+
+    def _crop(self, name, kind, params, xs):
+        p = params.crop_param
+        src, ref = self.shapes[xs[0]], self.shapes[xs[1]]
+        axis = int(p.axis) % len(src)
+        offsets = list(p.offset) or [0]
+        axes = list(range(axis, len(src)))
+        starts = [int(offsets[0] if len(offsets) == 1 else offsets[i]) for i in range(len(axes))]
+        ends = [s + ref[a] for s, a in zip(starts, axes)]
+        ins = [xs[0]] + [self.const(f"{name}/{k}", np.array(v, np.int64)) for k, v in
+                         (("starts", starts), ("ends", ends), ("axes", axes))]
+        return self.node("Slice", ins, name, kind, src[:axis] + ref[axis:])
 
     def _pooling(self, name, kind, params, xs):
         p = params.pooling_param

@@ -44,6 +44,7 @@ MESSAGES = {
         (OPT, "ExpParameter", "exp_param", 111, None), (OPT, "PowerParameter", "power_param", 122, None),
         (OPT, "PReLUParameter", "prelu_param", 131, None), (OPT, "ReshapeParameter", "reshape_param", 133, None),
         (OPT, "LogParameter", "log_param", 134, None), (OPT, "ELUParameter", "elu_param", 140, None),
+        (OPT, "SliceParameter", "slice_param", 126, None), (OPT, "CropParameter", "crop_param", 144, None),
     ],
     # the legacy V1 format (`layers { type: CONVOLUTION ... }`), as many classic caffemodels use
     "V1LayerParameter": [
@@ -96,6 +97,9 @@ MESSAGES = {
     "ReshapeParameter": [(OPT, "BlobShape", "shape", 1, None), (OPT, "int32", "axis", 2, "0"),
                          (OPT, "int32", "num_axes", 3, "-1")],
     "ELUParameter": [(OPT, "float", "alpha", 1, "1")],
+    "SliceParameter": [(OPT, "int32", "axis", 3, "1"), (REP, "uint32", "slice_point", 2, None),
+                       (OPT, "uint32", "slice_dim", 1, "1")],
+    "CropParameter": [(OPT, "int32", "axis", 1, "2"), (REP, "uint32", "offset", 2, None)],
 }
 
 ENUMS = {

@@ -188,3 +188,43 @@ def test_split_tops_and_a_three_way_product(tmp_path):
     x = seeded((1, 2, 3, 3), seed=5)
     got = next(iter(onnx_runner(irbridge.load(proto)).run({"data": x}).values()))
     assert_close(got, x.astype(np.float64) ** 3)
+
+
+def numpy_deconv(x, w, b, stride, pad):
+    """Caffe's deconvolution from its definition: each input pixel scatters w into the output."""
+    n, c, h, wd = x.shape
+    k = w.shape[-1]
+    full = np.zeros((n, w.shape[1], (h - 1) * stride + k, (wd - 1) * stride + k))
+    for i in range(h):
+        for j in range(wd):
+            full[:, :, i * stride: i * stride + k, j * stride: j * stride + k] += np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+    out = full[:, :, pad: full.shape[2] - pad, pad: full.shape[3] - pad]
+    return out + b[None, :, None, None]
+
+
+def test_deconvolution_slice_and_crop(tmp_path):
+    import irbridge
+    from irbridge.importers.caffe_schema import NetParameter
+    from irbridge.verify import onnx_runner
+
+    proto = tmp_path / "d.prototxt"
+    proto.write_text('''name: "d" layer { name: "data" type: "Input" top: "data"
+      input_param { shape: { dim: 1 dim: 4 dim: 5 dim: 5 } } }
+    layer { name: "up" type: "Deconvolution" bottom: "data" top: "up"
+      convolution_param { num_output: 3 kernel_size: 4 stride: 2 pad: 1 } }
+    layer { name: "sl" type: "Slice" bottom: "up" top: "s1" top: "s2" slice_param { axis: 1 slice_point: 1 } }
+    layer { name: "crop" type: "Crop" bottom: "s2" bottom: "data" top: "cropped" crop_param { axis: 2 offset: 2 } }''')
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((4, 3, 4, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    net = NetParameter()
+    ly = net.layer.add(name="up")
+    for a in (w, b):
+        blob = ly.blobs.add()
+        blob.shape.dim.extend(a.shape)
+        blob.data.extend(a.reshape(-1).tolist())
+    (tmp_path / "d.caffemodel").write_bytes(net.SerializeToString())
+    x = seeded((1, 4, 5, 5), seed=3)
+    s1, cropped = onnx_runner(irbridge.load(proto, tmp_path / "d.caffemodel")).run({"data": x}).values()
+    up = numpy_deconv(x.astype(np.float64), w.astype(np.float64), b, 2, 1)  # 1x3x10x10
+    assert_close(s1, up[:, :1])
+    assert_close(cropped, up[:, 1:, 2:7, 2:7])
