@@ -22,12 +22,7 @@ def layer_blob_shapes(prototxt) -> dict[str, list[list[int]]]:
     """The blob shapes each layer of a prototxt needs, by Caffe's shape rules (via the importer)."""
     b = _Builder(Path(prototxt), {}, {})
     b.build(prototxt_net(prototxt))
-    shapes = {}
-    for t in b.initializers:
-        layer, _, kind = t.name.partition("/")
-        if kind in ("weights", "bias", "mean", "variance", "scale"):
-            shapes.setdefault(layer, []).append(list(t.dims))
-    return shapes
+    return b.blob_shapes
 
 
 def write_caffemodel(prototxt, path, seed: int = 0, v1: bool = False) -> dict[str, list[np.ndarray]]:
@@ -35,12 +30,15 @@ def write_caffemodel(prototxt, path, seed: int = 0, v1: bool = False) -> dict[st
     net = prototxt_net(prototxt)
     rng = np.random.default_rng(seed)
     blobs = {}
+    kinds = {ly.name: ly.type for ly in net.layer}
     for layer, shapes in layer_blob_shapes(prototxt).items():
         arrays = []
         for i, s in enumerate(shapes):
             fan_in = int(np.prod(s[1:])) if len(s) > 1 else 1
             scale = np.sqrt(2.0 / fan_in) if i == 0 and len(s) > 1 else 0.1
             arrays.append((rng.standard_normal(s) * scale).astype(np.float32))
+        if kinds.get(layer) == "BatchNorm":  # mean and variance sums, then the moving-average factor
+            arrays[1:] = [np.abs(arrays[1]) * 10 + 0.5, np.array([10.0], np.float32)]
         blobs[layer] = arrays
     out = NetParameter(name=net.name)
     V1 = CLASSES["V1LayerParameter"]
@@ -50,7 +48,8 @@ def write_caffemodel(prototxt, path, seed: int = 0, v1: bool = False) -> dict[st
             dst = out.layers.add(name=ly.name, bottom=list(ly.bottom), top=list(ly.top))
             dst.type = V1.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_name[v1_enum.get(ly.type, "NONE")].number
             for field in ("convolution_param", "pooling_param", "inner_product_param", "lrn_param",
-                          "relu_param", "dropout_param", "softmax_param", "concat_param", "eltwise_param"):
+                          "relu_param", "dropout_param", "softmax_param", "concat_param", "eltwise_param",
+                          "argmax_param", "power_param", "slice_param", "exp_param"):
                 if ly.HasField(field):
                     getattr(dst, field).CopyFrom(getattr(ly, field))
         else:
@@ -66,3 +65,15 @@ def write_caffemodel(prototxt, path, seed: int = 0, v1: bool = False) -> dict[st
             blob.data.extend(a.reshape(-1).tolist())
     Path(path).write_bytes(out.SerializeToString())
     return blobs
+
+
+def write_blobs(path, blobs: dict[str, list[np.ndarray]]) -> None:
+    """A .caffemodel holding only named layers' blobs (V2 form), as a weights file for a prototxt."""
+    net = NetParameter()
+    for name, arrays in blobs.items():
+        ly = net.layer.add(name=name)
+        for a in arrays:
+            blob = ly.blobs.add()
+            blob.shape.dim.extend(np.shape(a))
+            blob.data.extend(np.asarray(a, np.float32).reshape(-1).tolist())
+    Path(path).write_bytes(net.SerializeToString())

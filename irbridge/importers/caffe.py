@@ -112,6 +112,7 @@ class _Builder:
         self.path, self.blobs, self.input_shapes = path, blobs, input_shapes
         self.nodes, self.initializers, self.inputs = [], [], []
         self.shapes: dict[str, list[int]] = {}
+        self.blob_shapes: dict[str, list[list[int]]] = {}  # layer -> the blob shapes it reads
         self.current: dict[str, str] = {}  # Caffe blob name -> ONNX value now holding it
         self.read: set[str] = set()
         self.rng = np.random.default_rng(0)
@@ -124,12 +125,15 @@ class _Builder:
 
     def node(self, op, inputs, layer, kind, shape, out=None, **attrs):
         out = self.fresh(out or layer)
-        n = helper.make_node(op, inputs, [out], name=f"{layer}/{op}_{len(self.nodes)}", **attrs)
-        n.metadata_props.add(key=provenance.SOURCE, value=layer)
-        n.metadata_props.add(key=provenance.SOURCE_OP, value=kind)
-        self.nodes.append(n)
+        self._provenance(helper.make_node(op, inputs, [out], name=f"{layer}/{op}_{len(self.nodes)}", **attrs),
+                         layer, kind)
         self.shapes[out] = list(shape)
         return out
+
+    def _provenance(self, node, layer, kind):
+        node.metadata_props.add(key=provenance.SOURCE, value=layer)
+        node.metadata_props.add(key=provenance.SOURCE_OP, value=kind)
+        self.nodes.append(node)
 
     def const(self, name, array):
         name = self.fresh(name)
@@ -141,6 +145,7 @@ class _Builder:
 
     def weights(self, layer, shapes, fan_in):
         """The layer's blobs from the caffemodel, or seeded He-scaled ones (prototxt alone)."""
+        self.blob_shapes[layer] = [list(s) for s in shapes]
         got = self.blobs.get(layer)
         if got is not None:
             if len(got) < len(shapes) or any(g.size != int(np.prod(s)) for g, s in zip(got, shapes)):
@@ -152,7 +157,30 @@ class _Builder:
                 for i, s in enumerate(shapes)]
 
     def outputs(self) -> list[str]:
-        return [v for blob, v in self.current.items() if v not in self.read and v not in {i.name for i in self.inputs}]
+        """The values no layer reads, named after their Caffe tops (in-place chains renamed)."""
+        inputs = {i.name for i in self.inputs}
+        outs = []
+        for blob, v in self.current.items():
+            if v in self.read or v in inputs:
+                continue
+            if v != blob and blob not in inputs:
+                if blob in self.shapes:  # an earlier value of an in-place chain holds the name
+                    self._rename(blob, self.fresh(blob))
+                self._rename(v, blob)
+                v = blob
+            outs.append(v)
+        return outs
+
+    def _rename(self, old: str, new: str) -> None:
+        for n in self.nodes:
+            for names in (n.input, n.output):
+                for i, x in enumerate(names):
+                    if x == old:
+                        names[i] = new
+        for t in self.initializers:
+            if t.name == old:
+                t.name = new
+        self.shapes[new] = self.shapes.pop(old)
 
     # --- the net -------------------------------------------------------------------------------
     def build(self, net) -> None:
@@ -249,9 +277,7 @@ class _Builder:
         outs = [self.fresh(f"{name}_{i}") for i in range(len(sizes))]
         node = helper.make_node("Split", [xs[0], self.const(f"{name}/sizes", np.array(sizes, np.int64))], outs,
                                 name=f"{name}/Split_{len(self.nodes)}", axis=axis)
-        node.metadata_props.add(key=provenance.SOURCE, value=name)
-        node.metadata_props.add(key=provenance.SOURCE_OP, value=kind)
-        self.nodes.append(node)
+        self._provenance(node, name, kind)
         for o, size in zip(outs, sizes):
             self.shapes[o] = shape[:axis] + [size] + shape[axis + 1:]
         return outs
@@ -389,8 +415,16 @@ class _Builder:
 
     def _lrn(self, name, kind, params, xs):
         p = params.lrn_param
-        if p.norm_region != 0:
-            raise UnsupportedError(f"{self.path}: layer {name}: LRN WITHIN_CHANNEL is not converted yet", nodes=[name])
+        if p.norm_region == 1:  # WITHIN_CHANNEL: x / (1 + alpha * mean of x^2 over a size x size window)^beta
+            size, shape = int(p.local_size), self.shapes[xs[0]]
+            pad = (size - 1) // 2  # Caffe requires an odd size: every window then holds size^2 values
+            sq = self.node("Mul", [xs[0], xs[0]], name, kind, shape, out=f"{name}/square")
+            mean = self.node("AveragePool", [sq], name, kind, shape, out=f"{name}/window_mean",
+                             kernel_shape=[size, size], pads=[pad] * 4, count_include_pad=1)
+            den = self.node("Pow", [self._affine_then(name, kind, mean, float(p.alpha), 1.0),
+                                    self.const(f"{name}/beta", np.array(p.beta, np.float32))],
+                            name, kind, shape, out=f"{name}/denominator")
+            return self.node("Div", [xs[0], den], name, kind, shape)
         return self.node("LRN", xs, name, kind, self.shapes[xs[0]], size=int(p.local_size), alpha=float(p.alpha),
                          beta=float(p.beta), bias=float(p.k))
 
@@ -448,24 +482,85 @@ class _Builder:
                self.const(f"{name}/mean", ws[0] * scale), self.const(f"{name}/variance", ws[1] * scale)]
         return self.node("BatchNormalization", ins, name, kind, shape, epsilon=eps)
 
+    def _param_shape(self, x, axis, num_axes):
+        """Caffe's Scale/Bias parameter shape: `num_axes` axes of x from `axis` (-1: all the rest)."""
+        shape = self.shapes[x]
+        axis %= len(shape)
+        end = len(shape) if num_axes == -1 else axis + num_axes
+        return axis, shape[axis:end]
+
+    def _broadcast(self, name, kind, op, x, operand, axis, out=None, label="operand"):
+        """x (op) operand, the operand's axes lined up with x's from `axis` (Caffe's Scale/Bias).
+        `operand` is a value name (a second bottom) or a blob array."""
+        shape = self.shapes[x]
+        pshape = list(np.shape(operand)) if isinstance(operand, np.ndarray) else self.shapes[operand]
+        full = pshape + [1] * (len(shape) - axis - len(pshape))
+        if isinstance(operand, np.ndarray):
+            operand = self.const(f"{name}/{label}", operand.reshape(full))
+        elif full != pshape:
+            operand = self.node("Reshape", [operand, self.const(f"{name}/{label}_shape", np.array(full, np.int64))],
+                                name, kind, full, out=f"{name}/{label}")
+        return self.node(op, [x, operand], name, kind, shape, out=out)
+
     def _scale(self, name, kind, params, xs):
         p = params.scale_param
-        shape = self.shapes[xs[0]]
-        axis = int(p.axis) % len(shape)
-        if len(xs) > 1 or int(p.num_axes) != 1:
-            raise UnsupportedError(f"{self.path}: layer {name}: Scale with two bottoms or num_axes != 1",
-                                   nodes=[name])
-        c = shape[axis]
-        ws = self.weights(name, [[c]] + ([[c]] if p.bias_term else []), 1)
-        if name not in self.blobs:
-            ws[0] = np.abs(ws[0]) + 0.5
-        bshape = [c] + [1] * (len(shape) - axis - 1)
-        y = self.node("Mul", [xs[0], self.const(f"{name}/scale", ws[0].reshape(bshape))], name, kind, shape,
-                      out=f"{name}/mul" if p.bias_term else None)
-        if p.bias_term:
-            y = self.node("Add", [y, self.const(f"{name}/bias", ws[1].reshape(bshape))], name, kind, shape)
+        if len(xs) > 1:  # the scale is the second bottom; a bias, if any, is the layer's only blob
+            axis, pshape = self._param_shape(xs[0], int(p.axis), len(self.shapes[xs[1]]))
+            scale, blobs = xs[1], self.weights(name, [pshape], 1) if p.bias_term else []
+        else:
+            axis, pshape = self._param_shape(xs[0], int(p.axis), int(p.num_axes))
+            ws = self.weights(name, [pshape] + ([pshape] if p.bias_term else []), 1)
+            if name not in self.blobs:
+                ws[0] = np.abs(ws[0]) + 0.5
+            scale, blobs = ws[0], ws[1:]
+        y = self._broadcast(name, kind, "Mul", xs[0], scale, axis, out=f"{name}/mul" if blobs else None, label="scale")
+        if blobs:
+            y = self._broadcast(name, kind, "Add", y, blobs[0], axis, label="bias")
         return y
 
+    def _bias(self, name, kind, params, xs):
+        p = params.bias_param
+        if len(xs) > 1:
+            axis, _ = self._param_shape(xs[0], int(p.axis), len(self.shapes[xs[1]]))
+            return self._broadcast(name, kind, "Add", xs[0], xs[1], axis)
+        axis, pshape = self._param_shape(xs[0], int(p.axis), int(p.num_axes))
+        return self._broadcast(name, kind, "Add", xs[0], self.weights(name, [pshape], 1)[0], axis, label="bias")
+
+    def _permute(self, name, kind, params, xs):
+        shape = self.shapes[xs[0]]
+        order = [int(a) for a in params.permute_param.order]
+        order += [a for a in range(len(shape)) if a not in order]  # unnamed axes keep their order
+        return self.node("Transpose", xs, name, kind, [shape[a] for a in order], perm=order)
+
+    def _argmax(self, name, kind, params, xs):
+        p = params.argmax_param
+        shape, k = self.shapes[xs[0]], int(p.top_k)
+        if p.HasField("axis"):  # values (out_max_val) or indices along one axis, same rank
+            axis = int(p.axis) % len(shape)
+            out = shape[:axis] + [k] + shape[axis + 1:]
+            x, top_axis = xs[0], axis
+        else:  # over each item's flattened values: (N, 1 or 2, k, 1...): indices, then values
+            out = [shape[0], 2 if p.out_max_val else 1, k] + [1] * (len(shape) - 3)
+            x = self.node("Flatten", xs, name, kind, [shape[0], int(np.prod(shape[1:]))], out=f"{name}/flat")
+            top_axis = 1
+        kshape = self.shapes[x][:top_axis] + [k] + self.shapes[x][top_axis + 1:]
+        node = helper.make_node("TopK", [x, self.const(f"{name}/k", np.array([k], np.int64))],
+                                [self.fresh(f"{name}/values"), self.fresh(f"{name}/indices")],
+                                name=f"{name}/TopK_{len(self.nodes)}", axis=top_axis, largest=1, sorted=1)
+        self._provenance(node, name, kind)
+        values, indices = node.output
+        self.shapes[values] = self.shapes[indices] = kshape
+        if p.HasField("axis") and p.out_max_val:
+            return self.node("Identity", [values], name, kind, out)
+        idx = self.node("Cast", [indices], name, kind, kshape, out=f"{name}/index", to=TensorProto.FLOAT)
+        parts = [idx, values] if p.out_max_val else [idx]
+        if not p.HasField("axis"):
+            parts = [self.node("Unsqueeze", [v, self.const(f"{name}/axis1", np.array([1], np.int64))], name, kind,
+                               [shape[0], 1, k], out=f"{v}/unsqueezed") for v in parts]
+        y = self.node("Concat", parts, name, kind, out[:3], axis=1, out=f"{name}/pairs") if len(parts) > 1 else parts[0]
+        if self.shapes[y] != out:
+            y = self.node("Reshape", [y, self.const(f"{name}/shape", np.array(out, np.int64))], name, kind, out)
+        return y
 
 def caffe_pool_size(size: int, k: int, pad: int, stride: int) -> int:
     """Caffe's pooled size: rounded up, minus a last window that would start in the padding."""

@@ -45,6 +45,8 @@ MESSAGES = {
         (OPT, "PReLUParameter", "prelu_param", 131, None), (OPT, "ReshapeParameter", "reshape_param", 133, None),
         (OPT, "LogParameter", "log_param", 134, None), (OPT, "ELUParameter", "elu_param", 140, None),
         (OPT, "SliceParameter", "slice_param", 126, None), (OPT, "CropParameter", "crop_param", 144, None),
+        (OPT, "ArgMaxParameter", "argmax_param", 101, None), (OPT, "BiasParameter", "bias_param", 141, None),
+        (OPT, "PermuteParameter", "permute_param", 202, None),  # the SSD fork's number
     ],
     # the legacy V1 format (`layers { type: CONVOLUTION ... }`), as many classic caffemodels use
     "V1LayerParameter": [
@@ -58,6 +60,8 @@ MESSAGES = {
         (OPT, "InnerProductParameter", "inner_product_param", 17, None),
         (OPT, "LRNParameter", "lrn_param", 18, None), (OPT, "PoolingParameter", "pooling_param", 19, None),
         (OPT, "ReLUParameter", "relu_param", 30, None), (OPT, "SoftmaxParameter", "softmax_param", 39, None),
+        (OPT, "ArgMaxParameter", "argmax_param", 23, None), (OPT, "PowerParameter", "power_param", 21, None),
+        (OPT, "SliceParameter", "slice_param", 31, None), (OPT, "ExpParameter", "exp_param", 41, None),
     ],
     "ConcatParameter": [(OPT, "int32", "axis", 2, "1"), (OPT, "uint32", "concat_dim", 1, "1")],
     "ConvolutionParameter": [
@@ -89,6 +93,10 @@ MESSAGES = {
     "BatchNormParameter": [(OPT, "bool", "use_global_stats", 1, None), (OPT, "float", "eps", 3, "1e-5")],
     "ScaleParameter": [(OPT, "int32", "axis", 1, "1"), (OPT, "int32", "num_axes", 2, "1"),
                        (OPT, "bool", "bias_term", 4, "false")],
+    "BiasParameter": [(OPT, "int32", "axis", 1, "1"), (OPT, "int32", "num_axes", 2, "1")],
+    "ArgMaxParameter": [(OPT, "bool", "out_max_val", 1, "false"), (OPT, "uint32", "top_k", 2, "1"),
+                        (OPT, "int32", "axis", 3, None)],
+    "PermuteParameter": [(REP, "uint32", "order", 1, None)],
     "InputParameter": [(REP, "BlobShape", "shape", 1, None)],
     "ExpParameter": [(OPT, "float", "base", 1, "-1"), (OPT, "float", "scale", 2, "1"), (OPT, "float", "shift", 3, "0")],
     "LogParameter": [(OPT, "float", "base", 1, "-1"), (OPT, "float", "scale", 2, "1"), (OPT, "float", "shift", 3, "0")],

@@ -111,6 +111,7 @@ ROWS = [
     ("reduce_max", "ReduceMax", {"keepdims": 0}, [(2, 3, 4)], {1: i64(-1)}),
     ("reduce_l2", "ReduceL2", {}, [(2, 3, 4)], {1: i64(1)}),
     ("argmax", "ArgMax", {"axis": 1, "keepdims": 0}, [(2, 5, 3)], {}),
+    ("topk", "TopK", {"axis": 1}, [(2, 7, 3)], {1: i64(3)}),
     ("depth_to_space", "DepthToSpace", {"blocksize": 2, "mode": "DCR"}, [(1, 8, 2, 3)], {}),
     ("depth_to_space_crd", "DepthToSpace", {"blocksize": 2, "mode": "CRD"}, [(1, 8, 2, 3)], {}),
     ("space_to_depth", "SpaceToDepth", {"blocksize": 2}, [(1, 2, 4, 6)], {}),
@@ -132,7 +133,7 @@ def _model(op, attrs, shapes, consts):
             x = np.random.default_rng(i).standard_normal(shapes[i]).astype(np.float32)
             feeds[name] = x
             inputs.append(helper.make_tensor_value_info(name, F, shapes[i]))
-    n_out = 2 if op == "Split" else 1
+    n_out = 2 if op in ("Split", "TopK") else 1
     outs = [f"out{k}" for k in range(n_out)]
     node = helper.make_node(op, names, outs, **attrs)
     model = make_model([node], inputs, [helper.make_empty_tensor_value_info(o) for o in outs], inits,

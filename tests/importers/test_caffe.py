@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from irbridge.models.caffe_zoo import SHARED, write_caffemodel
+from irbridge.models.caffe_zoo import SHARED, write_blobs, write_caffemodel
 
 from irbridge.importers.caffe import caffe_pool_size
 from tests.conftest import assert_close, seeded
@@ -108,7 +108,6 @@ def test_pooling_matches_caffes_definition(op, k, s, p, tmp_path):
 
 def test_eltwise_coefficients_batchnorm_factor_and_scale(tmp_path):
     import irbridge
-    from irbridge.importers.caffe_schema import NetParameter
     from irbridge.verify import onnx_runner
 
     proto = tmp_path / "n.prototxt"
@@ -121,14 +120,8 @@ def test_eltwise_coefficients_batchnorm_factor_and_scale(tmp_path):
     rng = np.random.default_rng(0)
     mean, var, factor = rng.standard_normal(3), rng.uniform(1, 2, 3), 7.5
     gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
-    net = NetParameter()
-    for name, arrays in {"bn": [mean * factor, var * factor, np.array([factor])], "sc": [gamma, beta]}.items():
-        ly = net.layer.add(name=name)
-        for a in arrays:
-            blob = ly.blobs.add()
-            blob.shape.dim.extend(a.shape)
-            blob.data.extend(a.tolist())
-    (tmp_path / "n.caffemodel").write_bytes(net.SerializeToString())
+    write_blobs(tmp_path / "n.caffemodel", {"bn": [mean * factor, var * factor, np.array([factor])],
+                                            "sc": [gamma, beta]})
     x = seeded((1, 3, 4, 4), seed=1)
     got = next(iter(onnx_runner(irbridge.load(proto, tmp_path / "n.caffemodel")).run({"data": x}).values()))
     c = lambda v: v.reshape(1, 3, 1, 1)  # noqa: E731
@@ -204,7 +197,6 @@ def numpy_deconv(x, w, b, stride, pad):
 
 def test_deconvolution_slice_and_crop(tmp_path):
     import irbridge
-    from irbridge.importers.caffe_schema import NetParameter
     from irbridge.verify import onnx_runner
 
     proto = tmp_path / "d.prototxt"
@@ -216,15 +208,98 @@ def test_deconvolution_slice_and_crop(tmp_path):
     layer { name: "crop" type: "Crop" bottom: "s2" bottom: "data" top: "cropped" crop_param { axis: 2 offset: 2 } }''')
     rng = np.random.default_rng(0)
     w, b = rng.standard_normal((4, 3, 4, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
-    net = NetParameter()
-    ly = net.layer.add(name="up")
-    for a in (w, b):
-        blob = ly.blobs.add()
-        blob.shape.dim.extend(a.shape)
-        blob.data.extend(a.reshape(-1).tolist())
-    (tmp_path / "d.caffemodel").write_bytes(net.SerializeToString())
+    write_blobs(tmp_path / "d.caffemodel", {"up": [w, b]})
     x = seeded((1, 4, 5, 5), seed=3)
     s1, cropped = onnx_runner(irbridge.load(proto, tmp_path / "d.caffemodel")).run({"data": x}).values()
     up = numpy_deconv(x.astype(np.float64), w.astype(np.float64), b, 2, 1)  # 1x3x10x10
     assert_close(s1, up[:, :1])
     assert_close(cropped, up[:, 1:, 2:7, 2:7])
+
+
+def numpy_lrn_within(x, size, alpha, beta):
+    """Caffe's WITHIN_CHANNEL LRN: x / (1 + alpha/size^2 * sum of x^2 over a size x size window)^beta."""
+    pad = (size - 1) // 2
+    sq = np.pad(x * x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    h, w = x.shape[2:]
+    sums = sum(sq[:, :, i:i + h, j:j + w] for i in range(size) for j in range(size))
+    return x / (1 + alpha / size ** 2 * sums) ** beta
+
+
+def numpy_argmax_pairs(x, k):
+    """Caffe's ArgMax without an axis, out_max_val: per item, the top k (index, value) of its flat values."""
+    flat = x.reshape(len(x), -1)
+    idx = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+    return np.stack([idx.astype(np.float64), np.take_along_axis(flat, idx, 1)], 1)[..., None]  # N x 2 x k x 1
+
+
+R = np.random.default_rng(11)
+SCALE3, BIAS34 = R.standard_normal(3), R.standard_normal((3, 4))
+# (layer text, blobs, numpy reference of the output from the input x (1x3x4x5) and the second bottom s (3))
+PARAM_LAYERS = [
+    ("lrn-within", 'type: "LRN" bottom: "data" lrn_param { norm_region: WITHIN_CHANNEL local_size: 3 alpha: 0.5 '
+                   'beta: 0.75 k: 7 }', {}, lambda x, s: numpy_lrn_within(x, 3, 0.5, 0.75)),
+    ("bias-two-axes", 'type: "Bias" bottom: "data" bias_param { num_axes: 2 }', {"l": [BIAS34]},
+     lambda x, s: x + BIAS34[None, :, :, None]),
+    ("bias-bottom", 'type: "Bias" bottom: "data" bottom: "s"', {}, lambda x, s: x + s[None, :, None, None]),
+    ("scale-bottom-bias", 'type: "Scale" bottom: "data" bottom: "s" scale_param { bias_term: true }',
+     {"l": [SCALE3]}, lambda x, s: x * s[None, :, None, None] + SCALE3[None, :, None, None]),
+    ("scale-scalar", 'type: "Scale" bottom: "data" scale_param { num_axes: 0 }', {"l": [np.array(-1.5)]},
+     lambda x, s: x * -1.5),
+    ("permute", 'type: "Permute" bottom: "data" permute_param { order: 0 order: 2 }',
+     {}, lambda x, s: x.transpose(0, 2, 1, 3)),
+    ("argmax-axis", 'type: "ArgMax" bottom: "data" argmax_param { axis: 1 }', {},
+     lambda x, s: x.argmax(1)[:, None].astype(np.float64)),
+    ("argmax-values", 'type: "ArgMax" bottom: "data" argmax_param { axis: 3 top_k: 2 out_max_val: true }', {},
+     lambda x, s: -np.sort(-x, axis=3)[..., :2]),
+    ("argmax-pairs", 'type: "ArgMax" bottom: "data" argmax_param { top_k: 3 out_max_val: true }', {},
+     lambda x, s: numpy_argmax_pairs(x, 3)),
+]
+
+
+@pytest.mark.parametrize("text,blobs,ref", [p[1:] for p in PARAM_LAYERS], ids=[p[0] for p in PARAM_LAYERS])
+def test_layers_match_caffes_definition(text, blobs, ref, tmp_path):
+    import irbridge
+    from irbridge.verify import onnx_runner
+
+    proto = tmp_path / "p.prototxt"
+    proto.write_text(f'''name: "p" layer {{ name: "data" type: "Input" top: "data"
+      input_param {{ shape: {{ dim: 1 dim: 3 dim: 4 dim: 5 }} }} }}
+    layer {{ name: "s" type: "Input" top: "s" input_param {{ shape: {{ dim: 3 }} }} }}
+    layer {{ name: "l" {text} top: "out" }}''')
+    write_blobs(tmp_path / "p.caffemodel", blobs)
+    x, s = seeded((1, 3, 4, 5), seed=2), seeded((3,), seed=3)
+    model = irbridge.load(proto, tmp_path / "p.caffemodel")
+    feeds = {i.name: v for i, v in zip(model.graph.inputs, (x, s))}
+    got = onnx_runner(model).run(feeds)
+    assert list(got) == ["out"]  # the graph output is named after the Caffe top
+    assert_close(got["out"], ref(x.astype(np.float64), s.astype(np.float64)))
+
+
+def test_in_place_outputs_keep_their_caffe_top_name(tmp_path):
+    import irbridge
+
+    proto = tmp_path / "i.prototxt"
+    proto.write_text('''name: "i" layer { name: "data" type: "Input" top: "data"
+      input_param { shape: { dim: 1 dim: 3 dim: 4 dim: 4 } } }
+    layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 4 } }
+    layer { name: "relu" type: "ReLU" bottom: "fc" top: "fc" }''')
+    model = irbridge.load(proto)
+    assert [o.name for o in model.graph.outputs] == ["fc"]
+    relu = next(n for n in model.graph if n.op_type == "Relu")
+    assert relu.outputs[0].name == "fc" and relu.inputs[0].name != "fc"
+
+
+def test_parameter_layers_convert_to_pytorch(tmp_path, torch):
+    import irbridge
+
+    proto = tmp_path / "p.prototxt"
+    proto.write_text('''name: "p" layer { name: "data" type: "Input" top: "data"
+      input_param { shape: { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+    layer { name: "lrn" type: "LRN" bottom: "data" top: "lrn"
+      lrn_param { norm_region: WITHIN_CHANNEL local_size: 3 alpha: 0.5 beta: 0.75 } }
+    layer { name: "sc" type: "Scale" bottom: "lrn" top: "lrn" scale_param { bias_term: true } }
+    layer { name: "b" type: "Bias" bottom: "lrn" top: "b" }
+    layer { name: "perm" type: "Permute" bottom: "b" top: "perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
+    layer { name: "am" type: "ArgMax" bottom: "perm" top: "am" argmax_param { top_k: 2 out_max_val: true } }''')
+    res = irbridge.convert(proto, "torch", tmp_path / "out", random_weights=True)
+    assert res.report.ok and [o.name for o in res.model.graph.outputs] == ["am"]

@@ -1,4 +1,4 @@
-"""Reductions and ArgMax/ArgMin -> torch reductions (axes as input from opset 18)."""
+"""Reductions, ArgMax/ArgMin and TopK -> torch reductions (axes as input from opset 18)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,12 @@ def _arg(op_type, fn):
 
 _arg("ArgMax", torch.argmax)
 _arg("ArgMin", torch.argmin)
+
+
+@converter("TopK", since=10)
+def topk(ctx):
+    k = ctx.ints_or_runtime(1)
+    k = k[0] if isinstance(k, list) else ctx.method("item", k)
+    parts = ctx.call(torch.topk, ctx.x(0), k, dim=ctx.attr("axis", -1), largest=bool(ctx.attr("largest", 1)),
+                     sorted=bool(ctx.attr("sorted", 1)))
+    return ctx.split(parts, 2)
