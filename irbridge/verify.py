@@ -227,15 +227,14 @@ class Runner:
     values: Callable[..., dict] | None = None  # (feeds, reference values=None) -> {onnx value: array}
     layer_map: dict[str, str] | None = None  # {source layer: onnx value holding its output}
     local: bool = False  # values() can feed each node the reference's inputs (local error)
-
+    close: Callable[[], None] | None = None  # frees what run() holds (e.g. onnxruntime's weights)
 
 
 def onnx_runner(model: ir.Model) -> Runner:
 
-    proto = _in_memory_proto(model)
     names_in = [v.name for v in model.graph.inputs if v.name not in model.graph.initializers]
     names_out = [v.name for v in model.graph.outputs]
-    sess = _session(proto)
+    session = {}  # created on the first run, dropped by close(): one copy of the weights at a time
 
     to_file, from_file = _interface_layouts(model)
 
@@ -243,13 +242,14 @@ def onnx_runner(model: ir.Model) -> Runner:
         return {k: feeds[k].transpose(to_file[k]) if k in to_file else feeds[k] for k in names_in}
 
     def run(feeds):
-        outs = sess.run(names_out, file_feeds(feeds))
+        if not session:
+            session["s"], session["weights"] = _model_session(model)
+        outs = session["s"].run(names_out, {**file_feeds(feeds), **session["weights"]})
         return {n: o.transpose(from_file[n]) if n in from_file else o for n, o in zip(names_out, outs)}
 
     def values(feeds, reference=None):
         extra = [n for n in _all_value_names(model) if n not in names_out]
-        p = onnx.ModelProto()
-        p.CopyFrom(proto)
+        p = _in_memory_proto(model)
         for n in extra:
             p.graph.output.append(onnx.ValueInfoProto(name=n))
         s = _session(p)
@@ -258,7 +258,7 @@ def onnx_runner(model: ir.Model) -> Runner:
 
     specs = [(n, _canonical_shape(s, to_file.get(n)), d)
              for n, s, d in input_specs(model)]
-    return Runner(names_in, names_out, run, specs, values, layer_outputs(model))
+    return Runner(names_in, names_out, run, specs, values, layer_outputs(model), close=session.clear)
 
 
 def _canonical_shape(shape: tuple, to_file: list[int] | None) -> tuple:
@@ -302,6 +302,18 @@ def _session(proto: onnx.ModelProto):
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _model_session(model: ir.Model):
+    """(session, weight feeds) for `model`. Its large weights become graph inputs fed at run time:
+    onnxruntime reads them where they lie (e.g. the mapped source file) instead of copying them,
+    and models over protobuf's 2 GB limit need no temporary file."""
+    from .exporters.onnx import split_large_weights
+
+    proto, large = split_large_weights(model)
+    proto.graph.input.extend(onnx.helper.make_tensor_value_info(name, header.data_type, header.dims)
+                             for name, (header, _) in large.items())
+    return _session(proto), {name: tensor.numpy() for name, (_, tensor) in large.items()}
 
 
 def layer_outputs(model: ir.Model) -> dict[str, str]:
@@ -481,7 +493,10 @@ def verify(a, b, *, inputs=None, layerwise: bool = False, atol: float | None = N
     if not isinstance(a, Runner) and ra.specs is None and rb.specs is not None:
         ra = runner_for(a, rb.input_names)
     feeds = make_feeds(ra if ra.specs else rb, inputs, seed)
-    out_a, out_b = ra.run(feeds), rb.run(feeds)
+    out_a = ra.run(feeds)
+    if not layerwise and ra.close is not None:
+        ra.close()
+    out_b = rb.run(feeds)
     rtol = DEFAULT_RTOL if rtol is None else rtol
     checks = []
     names_a, names_b = list(out_a), list(out_b)

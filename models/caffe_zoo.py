@@ -9,6 +9,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from irbridge.importers.caffe import _Builder
+from irbridge.importers.caffe_blobs import encode_varint, field_key
 from irbridge.importers.caffe_schema import CLASSES, V1_TYPES, NetParameter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "caffe"
@@ -20,7 +21,7 @@ def prototxt_net(path) -> NetParameter:
 
 def layer_blob_shapes(prototxt) -> dict[str, list[list[int]]]:
     """The blob shapes each layer of a prototxt needs, by Caffe's shape rules (via the importer)."""
-    b = _Builder(Path(prototxt), {}, {})
+    b = _Builder(Path(prototxt), None, {})
     b.build(prototxt_net(prototxt))
     return b.blob_shapes
 
@@ -43,9 +44,10 @@ def write_caffemodel(prototxt, path, seed: int = 0, v1: bool = False) -> dict[st
     out = NetParameter(name=net.name)
     V1 = CLASSES["V1LayerParameter"]
     v1_enum = {v: k for k, v in V1_TYPES.items()}
+    layers = []
     for ly in net.layer:
         if v1:
-            dst = out.layers.add(name=ly.name, bottom=list(ly.bottom), top=list(ly.top))
+            dst = V1(name=ly.name, bottom=list(ly.bottom), top=list(ly.top))
             dst.type = V1.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_name[v1_enum.get(ly.type, "NONE")].number
             for field in ("convolution_param", "pooling_param", "inner_product_param", "lrn_param",
                           "relu_param", "dropout_param", "softmax_param", "concat_param", "eltwise_param",
@@ -53,27 +55,39 @@ def write_caffemodel(prototxt, path, seed: int = 0, v1: bool = False) -> dict[st
                 if ly.HasField(field):
                     getattr(dst, field).CopyFrom(getattr(ly, field))
         else:
-            dst = out.layer.add()
+            dst = CLASSES["LayerParameter"]()
             dst.CopyFrom(ly)
-        for a in blobs.get(ly.name, []):
-            blob = dst.blobs.add()
-            if v1:  # legacy 4-D form: num, channels, height, width
-                dims = [1] * (4 - a.ndim) + list(a.shape)
-                blob.num, blob.channels, blob.height, blob.width = dims
-            else:
-                blob.shape.dim.extend(a.shape)
-            blob.data.extend(a.reshape(-1).tolist())
-    Path(path).write_bytes(out.SerializeToString())
+        layers.append((dst, blobs.get(ly.name, [])))
+    _write_net(path, out, layers, v1)
     return blobs
+
+
+def _write_net(path, net, layers, v1: bool) -> None:
+    """Serialize `net` plus (layer message, blob arrays) pairs, streaming the arrays' bytes into the
+    file as packed `data` fields (a protobuf message is the concatenation of its fields)."""
+    def blob_chunks(a):
+        a = np.ascontiguousarray(a, dtype="<f4")
+        header = CLASSES["BlobProto"]()
+        if v1:  # legacy 4-D form: num, channels, height, width
+            header.num, header.channels, header.height, header.width = [1] * (4 - a.ndim) + list(a.shape)
+        else:
+            header.shape.dim.extend(a.shape)
+        return [header.SerializeToString(), field_key(5), encode_varint(a.nbytes), memoryview(a).cast("B")]
+
+    with open(path, "wb") as f:
+        f.write(net.SerializeToString())
+        for layer, arrays in layers:
+            chunks = [layer.SerializeToString()]
+            for a in arrays:
+                body = blob_chunks(a)
+                chunks += [field_key(6 if v1 else 7), encode_varint(sum(len(c) for c in body)), *body]
+            f.write(field_key(2 if v1 else 100))
+            f.write(encode_varint(sum(len(c) for c in chunks)))
+            for c in chunks:
+                f.write(c)
 
 
 def write_blobs(path, blobs: dict[str, list[np.ndarray]]) -> None:
     """A .caffemodel holding only named layers' blobs (V2 form), as a weights file for a prototxt."""
-    net = NetParameter()
-    for name, arrays in blobs.items():
-        ly = net.layer.add(name=name)
-        for a in arrays:
-            blob = ly.blobs.add()
-            blob.shape.dim.extend(np.shape(a))
-            blob.data.extend(np.asarray(a, np.float32).reshape(-1).tolist())
-    Path(path).write_bytes(net.SerializeToString())
+    _write_net(path, NetParameter(), [(CLASSES["LayerParameter"](name=n), arrays) for n, arrays in blobs.items()],
+               v1=False)

@@ -14,10 +14,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from .. import provenance
 from ..errors import InputError, UnsupportedError
+from .caffe_blobs import read_caffemodel
 from .caffe_schema import V1_TYPES, NetParameter
 
 DROPPED = {"Accuracy", "SoftmaxWithLoss", "EuclideanLoss", "HingeLoss", "SigmoidCrossEntropyLoss",
@@ -29,38 +30,47 @@ def load(source, weights=None, inputs=None):
     import onnx_ir as ir
 
     path = Path(os.fspath(source))
-    net = _parse(path)
-    trained = _parse(Path(os.fspath(weights))) if weights is not None else None
-    if trained is None and path.suffix == ".caffemodel":
-        trained = net
-    blobs = _blobs(trained) if trained is not None else {}
+    if path.suffix == ".caffemodel":  # the trained net alone: structure and blobs from one file
+        net, blobs = read_caffemodel(_existing(path))
+    else:
+        net, blobs = _parse_prototxt(_existing(path)), None
+    if weights is not None:
+        _, blobs = read_caffemodel(_existing(Path(os.fspath(weights))))
     b = _Builder(path, blobs, dict(inputs) if isinstance(inputs, dict) else {})
+    b.weights_path = Path(os.fspath(weights)) if weights is not None else path
     b.build(net)
+    outputs = b.outputs()
+    # initializers enter the proto as headers only; their arrays (views of the mapped caffemodel)
+    # are attached to the IR afterwards, so the weights are never copied
+    headers = [TensorProto(name=name, dims=a.shape, data_type=helper.np_dtype_to_tensor_dtype(a.dtype))
+               for name, a in b.initializers.items()]
     graph = helper.make_graph(b.nodes, net.name or path.stem, b.inputs,
-                              [helper.make_tensor_value_info(v, TensorProto.FLOAT, b.shapes[v]) for v in b.outputs()],
-                              b.initializers)
+                              [helper.make_tensor_value_info(v, TensorProto.FLOAT, b.shapes[v]) for v in outputs],
+                              headers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="irbridge")
     model.ir_version = 9
     m = ir.serde.deserialize_model(model)
-    if trained is None:
+    for name, array in b.initializers.items():
+        m.graph.initializers[name].const_value = ir.Tensor(array, name=name)
+    if blobs is None:
         m.metadata_props["irbridge.random_weights"] = "true"
     return m
 
 
-def _parse(path: Path):
-    from google.protobuf import text_format
-
+def _existing(path: Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path}: no such file.")
+    return path
+
+
+def _parse_prototxt(path: Path):
+    from google.protobuf import text_format
+
     net = NetParameter()
-    data = path.read_bytes()
     try:
-        if path.suffix == ".caffemodel":
-            net.ParseFromString(data)
-        else:
-            text_format.Parse(data.decode("utf-8", "replace"), net, allow_unknown_field=True)
-    except Exception as e:
-        raise InputError(f"{path}: not a readable Caffe {'model' if path.suffix == '.caffemodel' else 'prototxt'}: "
+        text_format.Parse(path.read_bytes().decode("utf-8", "replace"), net, allow_unknown_field=True)
+    except Exception as e:  # noqa: BLE001 - text_format raises ParseError and friends
+        raise InputError(f"{path}: not a readable Caffe prototxt: "
                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     return net
 
@@ -74,19 +84,6 @@ def _layers(net):
         kind = ly.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number[ly.type].name
         out.append((ly.name, V1_TYPES.get(kind, kind), list(ly.bottom), list(ly.top), ly, list(ly.blobs), ly))
     return out
-
-
-def _blob_array(blob) -> np.ndarray:
-    data = np.asarray(blob.data, dtype=np.float32) if len(blob.data) else np.asarray(blob.double_data, np.float32)
-    if blob.HasField("shape"):
-        shape = list(blob.shape.dim)
-    else:  # V1: num, channels, height, width
-        shape = [blob.num, blob.channels, blob.height, blob.width]
-    return data.reshape(shape)
-
-
-def _blobs(net) -> dict[str, list[np.ndarray]]:
-    return {name: [_blob_array(b) for b in blobs] for name, _, _, _, _, blobs, _ in _layers(net) if blobs}
 
 
 def _in_test_phase(ly) -> bool:
@@ -109,8 +106,13 @@ def _pair(p, name: str, h: str, w: str, default: int) -> tuple[int, int]:
 
 class _Builder:
     def __init__(self, path: Path, blobs: dict, input_shapes: dict):
-        self.path, self.blobs, self.input_shapes = path, blobs, input_shapes
-        self.nodes, self.initializers, self.inputs = [], [], []
+        self.path, self.input_shapes = path, input_shapes
+        self.random = blobs is None  # a prototxt alone: seeded random weights
+        self.blobs = blobs or {}
+        self.missing: list[str] = []  # layers the caffemodel holds no blobs for
+        self.weights_path = path
+        self.nodes, self.inputs = [], []
+        self.initializers: dict[str, np.ndarray] = {}
         self.shapes: dict[str, list[int]] = {}
         self.blob_shapes: dict[str, list[list[int]]] = {}  # layer -> the blob shapes it reads
         self.current: dict[str, str] = {}  # Caffe blob name -> ONNX value now holding it
@@ -138,8 +140,7 @@ class _Builder:
     def const(self, name, array):
         name = self.fresh(name)
         array = np.asarray(array)
-        array = array if array.dtype == np.int64 else array.astype(np.float32)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers[name] = array if array.dtype == np.int64 else np.asarray(array, np.float32)
         self.shapes[name] = list(np.shape(array))
         return name
 
@@ -149,9 +150,11 @@ class _Builder:
         got = self.blobs.get(layer)
         if got is not None:
             if len(got) < len(shapes) or any(g.size != int(np.prod(s)) for g, s in zip(got, shapes)):
-                raise InputError(f"{self.path}: layer {layer}: the caffemodel's blobs "
+                raise InputError(f"{self.path}: layer {layer}: the blobs in {self.weights_path.name} "
                                  f"{[list(g.shape) for g in got]} do not fit the prototxt's {shapes}.")
             return [g.reshape(s) for g, s in zip(got, shapes)]
+        if not self.random:
+            self.missing.append(layer)
         scale = math.sqrt(2.0 / max(fan_in, 1))
         return [(self.rng.standard_normal(s) * (scale if i == 0 else 0.1)).astype(np.float32)
                 for i, s in enumerate(shapes)]
@@ -177,9 +180,8 @@ class _Builder:
                 for i, x in enumerate(names):
                     if x == old:
                         names[i] = new
-        for t in self.initializers:
-            if t.name == old:
-                t.name = new
+        if old in self.initializers:
+            self.initializers[new] = self.initializers.pop(old)
         self.shapes[new] = self.shapes.pop(old)
 
     # --- the net -------------------------------------------------------------------------------
@@ -218,6 +220,10 @@ class _Builder:
             out = getattr(self, "_" + kind.lower())(name, kind, params, xs)
             for top in tops:  # one top, or Split's copies of its bottom
                 self.current[top] = out
+        if self.missing:
+            raise InputError(f"{self.path}: {self.weights_path.name} holds no weights for layer(s) {', '.join(self.missing)}; "
+                             "check that it belongs to this prototxt (layer names must match), or pass "
+                             "--random-weights to look at the structure alone.", nodes=self.missing)
 
     def _input(self, name, shape, layer=None):
         shape = list(self.input_shapes.get(name, shape))  # --input overrides the prototxt
@@ -396,7 +402,7 @@ class _Builder:
         shape = self.shapes[xs[0]]
         c = 1 if params.prelu_param.channel_shared else shape[1]
         slope = self.weights(name, [[c]], 1)[0]
-        if name not in self.blobs:
+        if self.random:
             slope = np.abs(slope)
         return self.node("PRelu", [xs[0], self.const(f"{name}/slope", slope.reshape([c] + [1] * (len(shape) - 2)))],
                          name, kind, shape)
@@ -473,7 +479,7 @@ class _Builder:
         shape = self.shapes[xs[0]]
         c = shape[1]
         ws = self.weights(name, [[c], [c], [1]], 1)
-        if name not in self.blobs:
+        if self.random:
             ws = [ws[0] * 0.1, np.abs(ws[1]) + 0.5, np.ones(1, np.float32)]
         factor = float(ws[2].reshape(-1)[0])
         scale = 0.0 if factor == 0 else 1.0 / factor  # Caffe stores sums; the third blob divides them
@@ -510,7 +516,7 @@ class _Builder:
         else:
             axis, pshape = self._param_shape(xs[0], int(p.axis), int(p.num_axes))
             ws = self.weights(name, [pshape] + ([pshape] if p.bias_term else []), 1)
-            if name not in self.blobs:
+            if self.random:
                 ws[0] = np.abs(ws[0]) + 0.5
             scale, blobs = ws[0], ws[1:]
         y = self._broadcast(name, kind, "Mul", xs[0], scale, axis, out=f"{name}/mul" if blobs else None, label="scale")

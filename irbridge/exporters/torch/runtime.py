@@ -194,6 +194,12 @@ def onnx_arg(fn, x, axis, keepdims, select_last_index):
     return fn(x, dim=axis, keepdim=bool(keepdims))
 
 
+def onnx_topk(x, k, axis, largest):
+    """TopK: the k largest (or smallest) along axis, sorted, ties broken by the lower index."""
+    values, indices = torch.sort(x, dim=axis, descending=bool(largest), stable=True)
+    return values.narrow(axis, 0, k), indices.narrow(axis, 0, k)
+
+
 def onnx_layer_norm(x, scale, bias, axis, eps):
     """LayerNormalization with its Mean and InvStdDev outputs (reduced dims kept as 1)."""
     dims = tuple(range(axis % x.dim(), x.dim()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from .. import runtime
@@ -71,7 +73,7 @@ _arg("ArgMin", torch.argmin)
 @converter("TopK", since=10)
 def topk(ctx):
     k = ctx.ints_or_runtime(1)
-    k = k[0] if isinstance(k, list) else ctx.method("item", k)
-    parts = ctx.call(torch.topk, ctx.x(0), k, dim=ctx.attr("axis", -1), largest=bool(ctx.attr("largest", 1)),
-                     sorted=bool(ctx.attr("sorted", 1)))
+    k = k[0] if isinstance(k, list) else ctx.call(operator.getitem, k, 0)
+    # a stable sort, not torch.topk: ONNX puts the lower index first among equal values
+    parts = ctx.call(runtime.onnx_topk, ctx.x(0), k, ctx.attr("axis", -1), ctx.attr("largest", 1))
     return ctx.split(parts, 2)
