@@ -6,9 +6,9 @@ import struct
 
 import numpy as np
 import pytest
+from irbridge.models.caffe_zoo import write_blobs
 
 from irbridge.importers.caffe_blobs import encode_varint, field_key, read_caffemodel
-from irbridge.models.caffe_zoo import write_blobs
 from tests.conftest import seeded
 
 PROTO = '''name: "n" layer { name: "data" type: "Input" top: "data"
