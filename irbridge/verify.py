@@ -228,6 +228,7 @@ class Runner:
     layer_map: dict[str, str] | None = None  # {source layer: onnx value holding its output}
     local: bool = False  # values() can feed each node the reference's inputs (local error)
     close: Callable[[], None] | None = None  # frees what run() holds (e.g. onnxruntime's weights)
+    model: ir.Model | None = None  # the ONNX graph run, when there is one (diagnosis reruns its layers)
 
 
 def onnx_runner(model: ir.Model) -> Runner:
@@ -258,7 +259,7 @@ def onnx_runner(model: ir.Model) -> Runner:
 
     specs = [(n, _canonical_shape(s, to_file.get(n)), d)
              for n, s, d in input_specs(model)]
-    return Runner(names_in, names_out, run, specs, values, layer_outputs(model), close=session.clear)
+    return Runner(names_in, names_out, run, specs, values, layer_outputs(model), close=session.clear, model=model)
 
 
 def _canonical_shape(shape: tuple, to_file: list[int] | None) -> tuple:
@@ -301,7 +302,16 @@ def _session(proto: onnx.ModelProto):
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - a model newer than onnxruntime's IR: say the newest it takes
+        import re
+
+        newest = re.search(r"Unsupported model IR version: \d+, max supported IR version: (\d+)", str(e))
+        if newest is None:
+            raise
+        proto.ir_version = int(newest.group(1))
+        return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def _model_session(model: ir.Model):
@@ -544,7 +554,13 @@ def _layerwise(report: VerificationReport, ra: Runner, rb: Runner, feeds, atol, 
             c.local_max_abs = compare(layer, ref, local[v], atol, rtol).max_abs
         report.layers.append(c)
         if not c.ok and report.first_divergence is None:
-            report.first_divergence = Divergence(layer, c.max_abs, c.max_rel, hint(ref, got_values[v]))
+            why = None
+            if rb.model is not None:  # try the classic mistakes on this layer (irbridge.diagnose)
+                from .diagnose import diagnose
+
+                why = diagnose(rb.model, layer, v, {**feeds, **got_values}, ref,
+                               lambda out, ref=ref, layer=layer: compare(layer, ref, out, atol, rtol).ok)
+            report.first_divergence = Divergence(layer, c.max_abs, c.max_rel, why or hint(ref, got_values[v]))
     if report.first_divergence is None and not report.ok:
         bad = next(c for c in report.outputs if not c.ok)
         report.first_divergence = Divergence(bad.name, bad.max_abs, bad.max_rel, None)

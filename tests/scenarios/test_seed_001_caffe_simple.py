@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from irbridge.models.caffe_zoo import write_blobs
 
-from irbridge.importers.caffe_schema import NetParameter
 from tests.conftest import seeded
 
 SIMPLE = '''name: "simple"
@@ -24,13 +24,7 @@ layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
 
 
 def caffemodel(path, w_oihw, b):
-    net = NetParameter(name="simple")
-    ly = net.layer.add(name="conv1", type="Convolution")
-    for a in (w_oihw, b):
-        blob = ly.blobs.add()
-        blob.shape.dim.extend(a.shape)
-        blob.data.extend(a.reshape(-1).tolist())
-    path.write_bytes(net.SerializeToString())
+    write_blobs(path, {"conv1": [w_oihw, b]})
 
 
 def correlate(x, w, b, stride):
@@ -76,3 +70,5 @@ def test_simple_prototxt_to_keras_and_the_reshape_mistake(tmp_path, capsys):
     code = main(["verify", str(good), str(wrong), "--layerwise", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["first_divergence"]["layer"] == "conv1"
+    # and names the cause, with the fix
+    assert report["first_divergence"]["hint"] == "conv1: weights were reshaped, not transposed: use w.transpose(3, 2, 0, 1)"

@@ -1,0 +1,100 @@
+"""Diagnosis: each classic porting mistake, injected into a correct model, is named by the hint
+of `verify --layerwise`; a correct model gets no hint."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import irbridge
+
+R = np.random.default_rng(7)
+W = {"conv1": R.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3,
+     "conv2": R.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2,
+     "fc1": R.standard_normal((10, 8 * 7 * 7)).astype(np.float32) * 0.05,
+     "fc2": R.standard_normal((10, 10)).astype(np.float32) * 0.3,
+     "bn_mean": R.standard_normal(8).astype(np.float32) * 0.1,
+     "bn_var": R.uniform(0.5, 2, 8).astype(np.float32),
+     "bn_gamma": R.uniform(0.5, 1.5, 8).astype(np.float32),
+     "bn_beta": R.standard_normal(8).astype(np.float32) * 0.1}
+
+
+def build(weights=None, ceil_mode=1, upto="fc2") -> onnx.ModelProto:
+    """A Caffe-style little net: conv1, bn1, pool1 (ceil), conv2, flatten, fc1, fc2; provenance set.
+    `upto`: the last layer (its output is the graph's)."""
+    w = {**W, **(weights or {})}
+    layers = [
+        ("conv1", helper.make_node("Conv", ["x", "conv1.w"], ["conv1"], pads=[1, 1, 1, 1])),
+        ("bn1", helper.make_node("BatchNormalization", ["conv1", "bn.g", "bn.b", "bn.m", "bn.v"], ["bn1"])),
+        ("relu1", helper.make_node("Relu", ["bn1"], ["relu1"])),
+        ("pool1", helper.make_node("MaxPool", ["relu1"], ["pool1"], kernel_shape=[2, 2], strides=[2, 2],
+                                   ceil_mode=ceil_mode)),
+        ("conv2", helper.make_node("Conv", ["pool1", "conv2.w"], ["conv2"], pads=[1, 1, 1, 1])),
+        ("flatten", helper.make_node("Flatten", ["conv2"], ["flatten"])),
+        ("fc1", helper.make_node("Gemm", ["flatten", "fc1.w"], ["fc1"], transB=1)),
+        ("fc2", helper.make_node("Gemm", ["fc1", "fc2.w"], ["fc2"], transB=1)),
+    ]
+    layers = layers[: [name for name, _ in layers].index(upto) + 1]
+    used = {i for _, n in layers for i in n.input}
+    for name, node in layers:
+        node.name = name
+        node.metadata_props.add(key="irbridge.source", value=name)
+    inits = [numpy_helper.from_array(np.ascontiguousarray(a), n) for n, a in (
+        ("conv1.w", w["conv1"]), ("conv2.w", w["conv2"]), ("fc1.w", w["fc1"]), ("fc2.w", w["fc2"]),
+        ("bn.g", w["bn_gamma"]), ("bn.b", w["bn_beta"]), ("bn.m", w["bn_mean"]), ("bn.v", w["bn_var"]))
+        if n in used]
+    graph = helper.make_graph([n for _, n in layers], "net",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 13, 13])],
+                              [helper.make_empty_tensor_value_info(upto)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _flatten_hwc(w):  # rows of fc1 in (H, W, C) order instead of (C, H, W)
+    return w.T.reshape(8, 7, 7, 10).transpose(1, 2, 0, 3).reshape(392, 10).T
+
+
+FACTOR = 999.98
+# cause: (the weights a user ended up with, or a build option), the layer, words the hint must hold
+INJECTED = {
+    "reshaped-not-transposed": ({"conv1": W["conv1"].transpose(2, 3, 1, 0).reshape(8, 3, 3, 3)}, "conv1",
+                                "conv1: weights were reshaped, not transposed: use w.transpose(3, 2, 0, 1)"),
+    "flipped-kernel": ({"conv1": W["conv1"][:, :, ::-1, ::-1]}, "conv1", "flipped 180 degrees"),
+    "kernel-rows-columns-swapped": ({"conv1": W["conv1"].transpose(0, 1, 3, 2)}, "conv1", "rows and columns"),
+    "kernel-in-out-swapped": ({"conv2": W["conv2"].transpose(1, 0, 2, 3)}, "conv2", "input and output channels"),
+    "rgb-bgr": ({"conv1": W["conv1"][:, ::-1]}, "conv1", "RGB vs BGR"),
+    "batchnorm-scale-factor": ({"bn_mean": W["bn_mean"] * FACTOR, "bn_var": W["bn_var"] * FACTOR}, "bn1",
+                               "999.98x too large"),
+    "pool-rounding": ("floor", "pool1", "ceil_mode=True"),
+    "flatten-order": ({"fc1": _flatten_hwc(W["fc1"])}, "fc1", "channels-last flatten order"),
+    "dense-reshaped-not-transposed": ({"fc1": W["fc1"].T.reshape(10, 392)}, "fc1", "reshaped, not transposed: use w.T"),
+    "dense-axes-swapped": ({"fc2": W["fc2"].T}, "fc2", "axes are swapped"),
+}
+
+
+@pytest.mark.parametrize("cause", list(INJECTED))
+def test_each_injected_mistake_is_named(cause):
+    change, layer, words = INJECTED[cause]
+    if change == "floor":  # a pooling that rounds down: the net is cut there (its size changes)
+        good, bad = build(upto="pool1"), build(ceil_mode=0, upto="pool1")
+    else:
+        good, bad = build(), build(change)
+    report = irbridge.verify(good, bad, layerwise=True)
+    assert not report.ok
+    d = report.first_divergence
+    assert d.layer == layer
+    assert d.hint is not None and words in d.hint and d.hint.startswith(f"{layer}:"), d.hint
+
+
+def test_a_correct_model_gets_no_hint():
+    report = irbridge.verify(build(), build(), layerwise=True)
+    assert report.ok and report.first_divergence is None
+
+
+def test_an_unknown_fault_is_not_blamed_on_a_classic_cause():
+    noise = W["conv2"] + np.random.default_rng(1).standard_normal(W["conv2"].shape).astype(np.float32) * 0.1
+    report = irbridge.verify(build(), build({"conv2": noise}), layerwise=True)
+    d = report.first_divergence
+    assert d.layer == "conv2"
+    assert d.hint is None or not any(words in d.hint for _, _, words in INJECTED.values())
