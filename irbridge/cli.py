@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("b")
     v.add_argument("--inputs", metavar="X.npz", help="inputs keyed by input name")
     v.add_argument("--layerwise", action="store_true", help="compare every layer; report the first divergence")
+    v.add_argument("--report", metavar="REPORT.html",
+                   help="also write the report as one HTML page (per-layer error plot with --layerwise)")
     v.add_argument("--atol", type=float)
     v.add_argument("--rtol", type=float)
     _common(v)
@@ -297,6 +299,11 @@ def cmd_verify(args) -> int:
         except (OSError, ValueError) as e:
             raise InputError(f"{args.inputs}: cannot read inputs ({e}); give an .npz keyed by input name") from e
     rep = api.verify(args.a, args.b, inputs=inputs, layerwise=args.layerwise, atol=args.atol, rtol=args.rtol)
+    if args.report:
+        from ._io import atomic_path
+
+        with atomic_path(args.report) as tmp:
+            tmp.write_text(rep.to_html(title=f"{Path(args.b).name} vs {Path(args.a).name}"), encoding="utf-8")
     if args.json:
         d = rep.to_dict()
         d.pop("max_abs")

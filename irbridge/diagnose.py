@@ -20,10 +20,10 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 
 from . import provenance
+from .verify import run_nodes
 
 
 @dataclasses.dataclass
@@ -197,8 +197,11 @@ def diagnose(model: ir.Model, layer: str, output: str, values: Mapping[str, np.n
             fixed = cause.fix(ctx)
             if fixed is None:
                 continue
+            inputs = {cause.input: fixed} if cause.input is not None else \
+                {k: v for k, v in fixed.items() if isinstance(k, int)}
+            attrs = {} if cause.input is not None else {k: v for k, v in fixed.items() if isinstance(k, str)}
             try:
-                got = _run_layer(model, nodes, output, feeds, node, cause.input, fixed)
+                got = run_nodes(model, nodes, output, feeds, node, inputs, attrs)
             except Exception:  # noqa: BLE001 - a fix that makes the layer invalid is simply not it
                 continue
             if got is not None and got.shape == ctx.expected.shape and ok(got):
@@ -220,40 +223,3 @@ def _flatten_shape(node: ir.Node, values: Mapping[str, np.ndarray]) -> tuple | N
     if src.name not in values or values[src.name].ndim != 4:
         return None
     return tuple(values[src.name].shape[1:])
-
-
-def _run_layer(model, nodes, output, feeds, fixed_node, index, fixed) -> np.ndarray | None:
-    """Run the layer's nodes alone on onnxruntime, with one input or attribute changed."""
-    from .verify import _session
-
-    produced = {o.name for n in nodes for o in n.outputs}
-    protos, inputs, inits = [], [], []
-    seen = set()
-    for n in nodes:
-        p = ir.serde.serialize_node(n)
-        if n is fixed_node and isinstance(fixed, dict):
-            for name, value in fixed.items():
-                if isinstance(name, str):
-                    for a in p.attribute:
-                        if a.name == name:
-                            p.attribute.remove(a)
-                            break
-                    p.attribute.append(onnx.helper.make_attribute(name, value))
-        protos.append(p)
-        for i, v in enumerate(n.inputs):
-            if v is None or v.name in produced or v.name in seen:
-                continue
-            seen.add(v.name)
-            array = feeds.get(v.name)
-            if array is None:
-                return None
-            if n is fixed_node and (i == index or (isinstance(fixed, dict) and i in fixed)):
-                array = fixed if i == index else fixed[i]
-            inits.append(onnx.numpy_helper.from_array(np.ascontiguousarray(array), v.name))
-    if output not in produced:
-        return None
-    graph = onnx.helper.make_graph(protos, "layer", inputs, [onnx.ValueInfoProto(name=output)], inits)
-    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid(d, v)
-                                                         for d, v in model.opset_imports.items()])
-    proto.ir_version = max(model.ir_version or 8, 8)
-    return _session(proto).run(None, {})[0]

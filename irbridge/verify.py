@@ -88,6 +88,12 @@ class VerificationReport:
             "first_divergence": self.first_divergence.to_dict() if self.first_divergence else None,
         }
 
+    def to_html(self, title: str = "irbridge verification") -> str:
+        """One self-contained HTML page: per-layer error plot (log scale) and the tables."""
+        from .report_html import to_html
+
+        return to_html(self, title)
+
     def __str__(self) -> str:
         atol = f"{self.atol:g}" if self.atol is not None else "1e-5*max(1,max|ref|)"
         head = "MATCH" if self.ok else "MISMATCH"
@@ -254,12 +260,72 @@ def onnx_runner(model: ir.Model) -> Runner:
         for n in extra:
             p.graph.output.append(onnx.ValueInfoProto(name=n))
         s = _session(p)
-        outs = s.run(None, file_feeds(feeds))
-        return dict(zip([o.name for o in p.graph.output], outs))
+        outs = dict(zip([o.name for o in p.graph.output], s.run(None, file_feeds(feeds))))
+        if reference is None:
+            return outs
+        return _local_values(model, {**feeds, **outs}, reference)
 
     specs = [(n, _canonical_shape(s, to_file.get(n)), d)
              for n, s, d in input_specs(model)]
-    return Runner(names_in, names_out, run, specs, values, layer_outputs(model), close=session.clear, model=model)
+    return Runner(names_in, names_out, run, specs, values, layer_outputs(model), local=True, close=session.clear,
+                  model=model)
+
+
+def _local_values(model: ir.Model, own: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict:
+    """Each layer's output when its nodes alone run on the reference's values of their inputs
+    (the candidate's own where the reference has no value of that name): the local error."""
+    by_layer: dict[str, list] = {}
+    for node in model.graph:
+        layer = node.metadata_props.get(provenance.SOURCE)
+        if layer:
+            by_layer.setdefault(layer, []).append(node)
+    feeds = {**own, **{k: v for k, v in reference.items() if k in own}}
+    out = {}
+    for layer, value in layer_outputs(model).items():
+        try:
+            got = run_nodes(model, by_layer.get(layer, []), value, feeds)
+        except Exception:  # noqa: BLE001 - a layer that cannot run alone keeps no local error
+            got = None
+        if got is not None:
+            out[value] = got
+    return out
+
+
+def run_nodes(model: ir.Model, nodes: list, output: str, feeds: Mapping[str, np.ndarray], target=None,
+              inputs: Mapping[int, np.ndarray] | None = None, attributes: Mapping | None = None) -> np.ndarray | None:
+    """Run `nodes` of `model` alone on onnxruntime and return `output`; their inputs come from
+    `feeds` or the model's initializers. `target`'s inputs (by index) and attributes can be replaced."""
+    produced = {o.name for n in nodes for o in n.outputs}
+    if output not in produced:
+        return None
+    protos, inits, seen = [], [], set()
+    for n in nodes:
+        p = ir.serde.serialize_node(n)
+        if n is target:
+            for name, value in (attributes or {}).items():
+                for a in list(p.attribute):
+                    if a.name == name:
+                        p.attribute.remove(a)
+                p.attribute.append(onnx.helper.make_attribute(name, value))
+        protos.append(p)
+        for i, v in enumerate(n.inputs):
+            if v is None or v.name in produced or v.name in seen:
+                continue
+            seen.add(v.name)
+            if n is target and inputs and i in inputs:
+                array = inputs[i]
+            elif v.const_value is not None:
+                array = v.const_value.numpy()
+            elif v.name in feeds:
+                array = feeds[v.name]
+            else:
+                return None
+            inits.append(onnx.numpy_helper.from_array(np.ascontiguousarray(array), v.name))
+    graph = onnx.helper.make_graph(protos, "layer", [], [onnx.ValueInfoProto(name=output)], inits)
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid(d, v)
+                                                         for d, v in model.opset_imports.items()])
+    proto.ir_version = max(model.ir_version or 8, 8)
+    return _session(proto).run(None, {})[0]
 
 
 def _canonical_shape(shape: tuple, to_file: list[int] | None) -> tuple:

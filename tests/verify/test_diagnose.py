@@ -98,3 +98,39 @@ def test_an_unknown_fault_is_not_blamed_on_a_classic_cause():
     d = report.first_divergence
     assert d.layer == "conv2"
     assert d.hint is None or not any(words in d.hint for _, _, words in INJECTED.values())
+
+
+def test_html_report_plots_every_layer_and_marks_the_first_divergence(tmp_path):
+    import html.parser
+
+    import onnx as _onnx
+
+    from irbridge.cli import main
+
+    _onnx.save(build(), tmp_path / "good.onnx")
+    _onnx.save(build(INJECTED["flipped-kernel"][0]), tmp_path / "bad.onnx")
+    code = main(["verify", str(tmp_path / "good.onnx"), str(tmp_path / "bad.onnx"), "--layerwise",
+                 "--report", str(tmp_path / "report.html")])
+    assert code == 1
+    page = (tmp_path / "report.html").read_text()
+
+    class Collect(html.parser.HTMLParser):
+        tags, texts, links = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self.links += [v for k, v in attrs if k in ("src", "href") and v]
+
+        def handle_data(self, data):
+            self.texts.append(data)
+
+    p = Collect()
+    p.feed(page)
+    text = " ".join(p.texts)
+    assert not p.links and "<script" not in page  # self-contained: nothing loaded from anywhere
+    assert p.tags.count("polyline") == 3  # accumulated, local, tolerance
+    for layer in ("conv1", "bn1", "pool1", "conv2", "fc1", "fc2"):
+        assert layer in text
+    assert "first divergence: conv1" in text and "flipped 180 degrees" in text
+    assert "MISMATCH" in text and "fc2" in text  # the outputs table
+    assert not list(tmp_path.glob("*.tmp*"))
