@@ -25,6 +25,8 @@ _EXPORTS = {
     "verify": "api",
     "ConversionResult": "api",
     "VerificationReport": "verify",
+    "bind": "binding",
+    "BindResult": "binding",
     "IrbridgeError": "errors",
     "InputError": "errors",
     "UnsupportedError": "errors",

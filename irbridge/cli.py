@@ -72,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--rtol", type=float)
     _common(v)
 
+    b = sub.add_parser("bind", help="put bare weights (npy, npz, safetensors, state_dict, Keras h5, caffemodel) "
+                                    "onto an architecture")
+    b.add_argument("weights")
+    b.add_argument("--onto", required=True, metavar="ARCH", help="the architecture: any model irbridge loads")
+    b.add_argument("-o", "--output", required=True)
+    b.add_argument("--map", metavar="FILE", help="JSON {source name: target name} (layers or tensors)")
+    b.add_argument("--source-layout", default="auto",
+                   choices=("auto", "tf", "torch", "caffe", "onnx", "theano", "keras-channels-first"),
+                   help="how the weights are stored (default: inferred, refused when ambiguous)")
+    b.add_argument("--reference", metavar="OUT.npz",
+                   help="inputs (by input name) and expected 'output' arrays: settles ambiguous layouts")
+    b.add_argument("--to", choices=TARGETS, help="export the bound model (default: the architecture's format)")
+    b.add_argument("--input", action="append", default=[], metavar="NAME:D1,D2,...")
+    b.add_argument("--trust-pickle", action="store_true",
+                   help="let a .npy's pickle build any object (runs code from the file: trusted files only)")
+    _common(b)
+
     ps = sub.add_parser("passes", help="list the graph passes")
     _common(ps)
 
@@ -380,10 +397,44 @@ def cmd_view(args) -> int:
     return 0
 
 
+def cmd_bind(args) -> int:
+    import onnx_ir as ir
+
+    from . import api
+    from .binding import bind
+
+    res = bind(args.weights, args.onto, mapping=args.map, source_layout=args.source_layout,
+               reference=args.reference, inputs=_parse_inputs(args.input), trust_pickle=args.trust_pickle)
+    out = None
+    if res.ok:
+        model = res.model
+        if args.to and not (args.to == "onnx" and isinstance(model, ir.Model)):
+            if not isinstance(model, ir.Model):
+                raise UsageError("--to applies to architectures loaded as ONNX graphs; a Keras or PyTorch "
+                                 "architecture is saved in its own format")
+            model = api.export(model, args.to)  # verified against onnxruntime
+        out = str(api.save(model, args.output, source=Path(args.weights).name))
+    if args.json:
+        _emit({**res.to_dict(), "output": out})
+    else:
+        for a in res.assigned:
+            print(f"  {a.tensor} -> {a.target}: {a.transform}")
+        for name in res.unassigned:
+            print(f"  {name}: not used")
+        for name in res.unfilled:
+            print(f"  {name}: left as it was (no weight for it)")
+        if res.report is not None:
+            print(str(res.report))
+        _log(f"bound {len(res.assigned)} tensors ({res.convention} layout)"
+             + (f"; wrote {out}" if out else "; nothing written"))
+    return 0 if res.ok else 1
+
+
 COMMANDS = {
     "convert": cmd_convert,
     "inspect": cmd_inspect,
     "verify": cmd_verify,
+    "bind": cmd_bind,
     "passes": cmd_passes,
     "ops": cmd_ops,
     "view": cmd_view,

@@ -46,8 +46,9 @@ def _layers(keras: int, ordering: str):
 
 
 def write_vgg_style(path, keras: int = 1, ordering: str = "th", backend: str = "theano",
-                    seed: int = 0) -> dict[str, list[np.ndarray]]:
-    """Write the network; return {layer: [kernel, bias]} exactly as stored in the file."""
+                    seed: int = 0, weights_only: bool = False) -> dict[str, list[np.ndarray]]:
+    """Write the network; return {layer: [kernel, bias]} exactly as stored in the file.
+    `weights_only`: the layout of Keras's `save_weights` (layer groups at the root, no config)."""
     rng = np.random.default_rng(seed)
     layers = _layers(keras, ordering)
     first = ordering == "th"
@@ -77,8 +78,11 @@ def write_vgg_style(path, keras: int = 1, ordering: str = "th", backend: str = "
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = "1.2.2" if keras == 1 else "2.2.4"
         f.attrs["backend"] = backend
-        f.attrs["model_config"] = json.dumps(config).encode()
-        g = f.create_group("model_weights")
+        if weights_only:
+            g = f
+        else:
+            f.attrs["model_config"] = json.dumps(config).encode()
+            g = f.create_group("model_weights")
         g.attrs["layer_names"] = [c["name"].encode() for _, c in layers]
         for _, c in layers:
             lg = g.create_group(c["name"])
@@ -91,3 +95,22 @@ def write_vgg_style(path, keras: int = 1, ordering: str = "th", backend: str = "
             for n, w in zip(names, ws):
                 lg.create_dataset(n, data=w)
     return weights
+
+
+def vgg_style_keras():
+    """The same network as a Keras 3 user writes it today: channels_last, the file's layer names
+    (random weights): what a Theano-era weights file is bound onto."""
+    import keras
+
+    x = inp = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.ZeroPadding2D(1, name="zeropadding2d_1")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv1_1")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1_2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2_1")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten_1")(x)
+    x = keras.layers.Dense(32, activation="relu", name="dense_1")(x)
+    x = keras.layers.Dropout(0.5, name="dropout_1")(x)
+    x = keras.layers.Dense(CLASSES, activation="softmax", name="dense_2")(x)
+    return keras.Model(inp, x)

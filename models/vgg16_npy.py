@@ -86,3 +86,49 @@ def mark_layouts(model) -> None:
     for name, v in model.graph.initializers.items():
         if name.endswith("/filter"):
             v.metadata_props["irbridge.layout"] = "HWIO"
+
+
+def _widths(width: float):
+    return [[max(1, int(c * width)) for c in block] for block in BLOCKS]
+
+
+def vgg16_keras(width: float = 1.0, fc: int = 4096, classes: int = 1000, size: int = 224):
+    """VGG16 as a Keras user writes it (keras.applications' layer names, channels_last, random
+    weights): the architecture a vgg16.npy dict is bound onto."""
+    import keras
+
+    x = inp = keras.Input((size, size, 3), name="images")
+    for b, block in enumerate(_widths(width), 1):
+        for i, c in enumerate(block, 1):
+            x = keras.layers.Conv2D(c, 3, padding="same", activation="relu", name=f"block{b}_conv{i}")(x)
+        x = keras.layers.MaxPooling2D(2, 2, name=f"block{b}_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(fc, activation="relu", name="fc1")(x)
+    x = keras.layers.Dense(fc, activation="relu", name="fc2")(x)
+    x = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="vgg16")
+
+
+def vgg16_torch(width: float = 1.0, fc: int = 4096, classes: int = 1000):
+    """VGG16 as torchvision writes it (features.N / classifier.N, NCHW, random weights)."""
+    import torch.nn as nn
+
+    layers, cin = [], 3
+    for block in _widths(width):
+        for c in block:
+            layers += [nn.Conv2d(cin, c, 3, padding=1), nn.ReLU()]
+            cin = c
+        layers.append(nn.MaxPool2d(2, 2))
+    classifier = [nn.Linear(cin * 49, fc), nn.ReLU(), nn.Dropout(), nn.Linear(fc, fc), nn.ReLU(), nn.Dropout(),
+                  nn.Linear(fc, classes), nn.Softmax(dim=1)]
+
+    class VGG16(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Sequential(*classifier)
+
+        def forward(self, x):
+            return self.classifier(self.features(x).flatten(1))
+
+    return VGG16().eval()

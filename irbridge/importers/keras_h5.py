@@ -112,11 +112,16 @@ def _file_meta(f, path: Path) -> dict:
 
 
 def _weights(f, path: Path) -> dict[str, list[np.ndarray]]:
+    return {layer: [a for _, a in ws] for layer, ws in named_weights(f).items()}
+
+
+def named_weights(f) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """{layer: [(weight name, array)]} of a legacy Keras file, whole model or weights-only."""
     g = f["model_weights"] if "model_weights" in f else f
     out = {}
     for lname in [_text(n) for n in g.attrs.get("layer_names", [])]:
         lg = g[lname]
-        out[lname] = [np.asarray(lg[_text(w)]) for w in lg.attrs.get("weight_names", [])]
+        out[lname] = [(_text(w), np.asarray(lg[_text(w)])) for w in lg.attrs.get("weight_names", [])]
     return out
 
 

@@ -1,0 +1,62 @@
+"""A restricted .npy loader: weight dicts saved with `np.save` (like the classic vgg16.npy)
+without unpickling arbitrary objects.
+
+`np.save(d)` of a dict writes a 0-d object array whose payload is a pickle. `np.load(...,
+allow_pickle=True)` would run whatever that pickle names; here the pickle is read by an
+Unpickler that resolves only numpy's array reconstruction (plus `_codecs.encode`, which
+Python 2 pickles use for byte strings). Dicts, lists, tuples, strings and numbers are built by
+the pickle machine itself and need no lookup. Anything else is refused, naming what it asked for.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _Restricted(pickle.Unpickler):
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="latin1")  # Python 2 pickles (the original vgg16.npy)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in ALLOWED:
+            return super().find_class(module, name)
+        raise InputError(f"{self.path}: the pickle inside asks for {module}.{name}, which a weight file never "
+                         "needs; refusing to load it (it could run code). Re-save the weights as .npz or "
+                         ".safetensors, or pass --trust-pickle if you trust this file.")
+
+
+def load_npy(path: Path, trust_pickle: bool = False):
+    """The array, or the dict/list of arrays, that `np.save` wrote to `path`."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+        except ValueError as e:
+            raise InputError(f"{path}: not a .npy file ({e}).") from e
+        if not dtype.hasobject:
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+        if trust_pickle:
+            f.seek(0)
+            return np.load(f, allow_pickle=True, encoding="latin1")
+        try:
+            obj = _Restricted(f, path).load()
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a damaged pickle stream raises many kinds of errors
+            raise InputError(f"{path}: the object array inside cannot be read ({type(e).__name__}: {e}).") from e
+    if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.shape == ():
+        obj = obj.item()  # np.save(dict) stores the dict in a 0-d object array
+    return obj
