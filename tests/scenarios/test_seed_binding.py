@@ -19,8 +19,9 @@ keras = pytest.importorskip("keras", reason="keras is not installed (pip install
 
 @pytest.mark.slow
 def test_seed_000_vgg16_npy_onto_keras_and_pytorch(torch):
-    import irbridge
     from irbridge.models.vgg16_npy import vgg16_graph, vgg16_keras, vgg16_torch, vgg16_weights
+
+    import irbridge
 
     weights = vgg16_weights(seed=0, width=1 / 16, fc=32, classes=10)
     x = seeded((2, 224, 224, 3), seed=1)
@@ -42,8 +43,9 @@ def test_seed_000_vgg16_npy_onto_keras_and_pytorch(torch):
 
 
 def test_seed_001_caffe_blobs_onto_a_keras_conv(tmp_path):
-    import irbridge
     from irbridge.models.caffe_zoo import write_blobs
+
+    import irbridge
 
     from .test_seed_001_caffe_simple import correlate
 
@@ -63,8 +65,9 @@ def test_seed_001_caffe_blobs_onto_a_keras_conv(tmp_path):
 
 
 def test_seed_002_theano_weights_onto_a_channels_last_keras_model(tmp_path):
-    import irbridge
     from irbridge.models.legacy_h5 import vgg_style_keras, write_vgg_style
+
+    import irbridge
 
     from .test_seed_002_theano_h5 import reference
 
