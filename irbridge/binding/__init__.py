@@ -138,8 +138,8 @@ def match(layers: list[SourceLayer], targets: list[tuple[str, list[Slot]]], mapp
                 pair(rest[j], tgt)
                 i = j + 1
                 break
-    used = {id(t) for t, _ in pairs}
-    unassigned = [t.name for s in layers for t in s.tensors if id(t) not in used]
+    used = {t.name for t, _ in pairs}
+    unassigned = [t.name for s in layers for t in s.tensors if t.name not in used]
     filled = {s.target for _, s in pairs}
     unfilled = [s.target for _, ts in targets for s in ts if s.target not in filled]
     return pairs, unassigned, unfilled

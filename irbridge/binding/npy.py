@@ -42,7 +42,11 @@ def load_npy(path: Path, trust_pickle: bool = False):
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f".npy format version {version} (1.0 and 2.0 are read)")
+            shape, fortran, dtype = read_header(f)
         except ValueError as e:
             raise InputError(f"{path}: not a .npy file ({e}).") from e
         if not dtype.hasobject:
