@@ -25,9 +25,9 @@ def load(source, weights=None, inputs=None) -> ir.Model:
             if isinstance(source, (str, os.PathLike)):
                 path = Path(source)
                 if path.is_dir():
-                    proto = _saved_model(path, inputs, tf, tf2onnx)
+                    proto, check = _saved_model(path, inputs, tf, tf2onnx)
                 else:
-                    proto = _graph_def(path, inputs, tf, tf2onnx)
+                    proto, check = _graph_def(path, inputs, tf, tf2onnx)
             else:
                 proto, check = _function(source, inputs, tf, tf2onnx)
         except (InputError, UnsupportedError):
@@ -76,7 +76,7 @@ def _saved_model(path: Path, inputs, tf, tf2onnx):
     shapes = {f"{k}:0" if ":" not in k else k: v for k, v in (dict(inputs) if inputs else {}).items()}
     proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=in_names, output_names=out_names,
                                               opset=tf2onnx_opset(), shape_override=shapes or None)
-    return proto
+    return proto, _graph_check(graph_def, in_names, out_names, shapes, tf)
 
 
 def _graph_def(path: Path, inputs, tf, tf2onnx):
@@ -92,10 +92,22 @@ def _graph_def(path: Path, inputs, tf, tf2onnx):
     if not placeholders or not outputs:
         raise InputError(f"{path}: cannot tell the graph's inputs and outputs (Placeholders and unread nodes).")
     shapes = {f"{k}:0" if ":" not in k else k: v for k, v in (dict(inputs) if inputs else {}).items()}
-    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=[f"{p}:0" for p in placeholders],
-                                              output_names=[f"{o}:0" for o in outputs], opset=tf2onnx_opset(),
-                                              shape_override=shapes or None)
-    return proto
+    in_names, out_names = [f"{p}:0" for p in placeholders], [f"{o}:0" for o in outputs]
+    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=in_names, output_names=out_names,
+                                              opset=tf2onnx_opset(), shape_override=shapes or None)
+    return proto, _graph_check(graph_def, in_names, out_names, shapes, tf)
+
+
+def _graph_check(graph_def, in_names, out_names, shapes, tf):
+    """(run, specs) running the frozen graph itself in TF, for the import check."""
+    def build():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+
+    fn = tf.compat.v1.wrap_function(build, [])
+    ins = [fn.graph.get_tensor_by_name(n) for n in in_names]
+    run = fn.prune(ins, [fn.graph.get_tensor_by_name(n) for n in out_names])
+    specs = [tf.TensorSpec(shapes.get(n, t.shape), t.dtype, name=n) for n, t in zip(in_names, ins)]
+    return (lambda xs: [o.numpy() for o in run(*[tf.constant(x) for x in xs])]), specs
 
 
 def _tag(model: ir.Model) -> None:

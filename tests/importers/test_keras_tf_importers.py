@@ -137,10 +137,12 @@ def test_savedmodel_and_frozen_graphdef_files(tmp_path):
 
     m = irbridge.load(tmp_path / "sm")
     assert m.metadata_props["irbridge.source_format"] == "tf-savedmodel"
+    assert m.metadata_props["irbridge.import_check"].startswith("tensorflow: ok")  # run against TF itself
     assert_close(next(iter(onnx_runner(m).run({m.graph.inputs[0].name: x}).values())), ref)
     frozen = convert_variables_to_constants_v2(net.__call__.get_concrete_function())
     (tmp_path / "g.pb").write_bytes(frozen.graph.as_graph_def().SerializeToString())
     g = irbridge.load(tmp_path / "g.pb")
+    assert g.metadata_props["irbridge.import_check"].startswith("tensorflow: ok")
     assert_close(next(iter(onnx_runner(g).run({g.graph.inputs[0].name: x}).values())), ref)
 
 
