@@ -1,4 +1,8 @@
-"""Atomic writes: a failed run leaves no partial file and never clobbers a good one."""
+"""Atomic writes: a failed run leaves no partial file and never clobbers a good one.
+
+Temporaries live beside the output as `.<name>.irbridge-tmp-<pid>-<random>`: an exception (or
+SIGTERM/Ctrl-C, which the CLI turns into one) removes them; a process killed outright cannot,
+so each later write into the folder removes the temporaries of processes no longer alive."""
 
 from __future__ import annotations
 
@@ -9,6 +13,42 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+TMP_MARK = "irbridge-tmp-"
+
+
+def scratch_dir(folder: Path) -> Path:
+    """A temporary directory in `folder`, named so that a later run can tell it is stale."""
+    return Path(tempfile.mkdtemp(prefix=f".{TMP_MARK}{os.getpid()}-", dir=folder))
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Remove temporaries left in `folder` by irbridge processes that no longer run."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if TMP_MARK not in name:
+            continue
+        pid = name.split(TMP_MARK, 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
@@ -18,7 +58,8 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{final.name}.tmp-"
+    remove_stale_temporaries(final.parent)
+    prefix = f".{final.name}.{TMP_MARK}{os.getpid()}-"
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
     else:
@@ -28,7 +69,7 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     try:
         yield tmp
         if directory and final.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.{TMP_MARK}{os.getpid()}-old-", dir=final.parent))
             old.rmdir()
             final.rename(old)
             tmp.rename(final)

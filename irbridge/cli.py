@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     want_json = "--json" in argv
     debug = "--debug" in argv
+    _terminate_cleanly()
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -137,6 +138,19 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(e.kind, e.message, e.nodes, want_json, debug, e, e.exit_code)
         return _fail("internal", f"unexpected {type(e).__name__}: {e} (run with --debug for the "
                      "traceback and report it)", [], want_json, debug, e)
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM unwinds like Ctrl-C, so that half-written temporaries are removed (exit 143)."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (e.g. main() called from a worker): leave it
+        pass
 
 
 def _fail(kind, message, nodes, want_json, debug, exc, code=2) -> int:
@@ -308,13 +322,11 @@ def cmd_verify(args) -> int:
 
     inputs = None
     if args.inputs:
-        import numpy as np
+        from .binding.npy import load_npz
 
-        try:
-            with np.load(args.inputs, allow_pickle=False) as z:
-                inputs = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise InputError(f"{args.inputs}: cannot read inputs ({e}); give an .npz keyed by input name") from e
+        if not Path(args.inputs).is_file():
+            raise InputError(f"{args.inputs}: no such file; give an .npz keyed by input name")
+        inputs = load_npz(Path(args.inputs))
     rep = api.verify(args.a, args.b, inputs=inputs, layerwise=args.layerwise, atol=args.atol, rtol=args.rtol)
     if args.report:
         from ._io import atomic_path

@@ -284,13 +284,11 @@ def _target(onto, inputs):
 
 
 def _read_reference(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot read the reference ({e}); expected an .npz of inputs and "
-                         "'output' arrays.") from e
-    return arrays
+    from .npy import load_npz
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (the reference: an .npz of inputs and 'output' arrays).")
+    return load_npz(path)
 
 
 def _check(model, reference: dict):

@@ -10,7 +10,9 @@ the pickle machine itself and need no lookup. Anything else is refused, naming w
 
 from __future__ import annotations
 
+import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,7 @@ def load_npy(path: Path, trust_pickle: bool = False):
         except ValueError as e:
             raise InputError(f"{path}: not a .npy file ({e}).") from e
         if not dtype.hasobject:
+            _check_size(path.name, shape, dtype, os.fstat(f.fileno()).st_size - f.tell(), path)
             f.seek(0)
             return np.load(f, allow_pickle=False)
         if trust_pickle:
@@ -64,3 +67,46 @@ def load_npy(path: Path, trust_pickle: bool = False):
     if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.shape == ():
         obj = obj.item()  # np.save(dict) stores the dict in a 0-d object array
     return obj
+
+
+MAX_EXPANSION = 1000  # an .npz member may decompress to at most this many times its stored size
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, each checked against the size stored for it before it is read
+    (a crafted header cannot make irbridge allocate what the file does not hold); object
+    arrays (pickles) are refused."""
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                if info.file_size > MAX_EXPANSION * max(info.compress_size, 1) + (1 << 20):
+                    raise InputError(f"{path}: member {info.filename} claims {info.file_size} bytes from "
+                                     f"{info.compress_size} stored: refusing a decompression bomb.")
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise InputError(f"{path}: member {info.filename} is .npy version {version}.")
+                    shape, fortran, dtype = read_header(f)
+                    if dtype.hasobject:
+                        raise InputError(f"{path}: member {info.filename} is an object array (a pickle, which "
+                                         "could run code); re-save the weights as plain arrays.")
+                    _check_size(info.filename, shape, dtype, info.file_size - f.tell(), path)
+                    count = int(np.prod(shape, dtype=object))
+                    data = f.read(count * dtype.itemsize)
+                    a = np.frombuffer(data, dtype=dtype, count=count)
+                    out[info.filename[:-4]] = a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise InputError(f"{path}: not a readable .npz ({type(e).__name__}: {e}).") from e
+    return out
+
+
+def _check_size(member: str, shape, dtype, available: int, path: Path) -> None:
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > available:
+        raise InputError(f"{path}: {member} declares shape {tuple(shape)} ({need} bytes) but holds only "
+                         f"{max(available, 0)}; the file is truncated or crafted.")

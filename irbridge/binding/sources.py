@@ -52,15 +52,16 @@ def read_weights(source, trust_pickle: bool = False) -> tuple[list[SourceLayer],
             raise InputError(f"{path}: holds a {type(obj).__name__}, not a dict of weights.")
         return _from_mapping(obj), None
     if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return _from_mapping({k: z[k] for k in z.files}), None
-        except ValueError as e:
-            raise InputError(f"{path}: {e} (object arrays in an .npz are refused: they are pickles).") from e
+        from .npy import load_npz
+
+        return _from_mapping(load_npz(path)), None
     if suffix == ".safetensors":
         from safetensors.numpy import load_file
 
-        return _from_mapping(load_file(str(path))), None
+        try:
+            return _from_mapping(load_file(str(path))), None
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own SafetensorError
+            raise InputError(f"{path}: not a readable .safetensors file ({str(e).splitlines()[0]}).") from e
     if suffix in (".pt", ".pth", ".bin", ".ckpt"):
         return _from_mapping(_state_dict(path)), "torch"
     if suffix in (".h5", ".hdf5", ".keras"):

@@ -72,8 +72,15 @@ def _open(path: Path):
     bad = []
 
     def visit(name, obj):
-        if isinstance(obj, h5py.Dataset) and obj.external:
+        if not isinstance(obj, h5py.Dataset):
+            return
+        if obj.external:
             bad.append(f"{name} (external storage)")
+        elif obj.is_virtual:
+            bad.append(f"{name} (a virtual dataset mapping other files)")
+        elif obj.dtype.kind != "O" and obj.size * obj.dtype.itemsize > \
+                1000 * obj.id.get_storage_size() + (1 << 20):
+            bad.append(f"{name} (declares {obj.shape} but stores {obj.id.get_storage_size()} bytes)")
 
     for key in _all_links(f):
         link = f.get(key, getlink=True)
@@ -82,7 +89,8 @@ def _open(path: Path):
     f.visititems(visit)
     if bad:
         f.close()
-        raise InputError(f"{path}: the file reaches outside itself, which irbridge refuses: {', '.join(bad)}.")
+        raise InputError(f"{path}: irbridge refuses datasets that reach outside the file or declare far more "
+                         f"data than they store: {', '.join(bad)}.")
     return f
 
 

@@ -40,25 +40,69 @@ def _load_file(path: Path) -> ir.Model:
 
 
 def _check_external_data(proto: onnx.ModelProto, path: Path) -> None:
-    """External data must stay inside the model's directory (DESIGN.md §7)."""
+    """External data must stay inside the model's directory (DESIGN.md §7): no absolute paths,
+    no `..`, no symlinks or hardlinks, offsets and lengths inside the file and equal to the
+    tensor's size. Inline tensors must hold as many bytes as their dims declare."""
     base = path.parent.resolve()
     for tensor in onnx.external_data_helper._get_all_tensors(proto):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            _check_inline(tensor, path)
             continue
-        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
-        target = (base / location).resolve()
-        if os.path.isabs(location) or not target.is_relative_to(base):
-            raise InputError(
-                f"{path}: initializer {tensor.name!r} points its external data outside the "
-                f"model's directory ({location!r}); refusing to read it.",
-                nodes=[tensor.name],
-            )
-        if not target.is_file():
-            raise InputError(
-                f"{path}: initializer {tensor.name!r} needs external data file {location!r}, "
-                "which is missing; keep it beside the .onnx file.",
-                nodes=[tensor.name],
-            )
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        refuse = _refusal(base, location, info, tensor)
+        if refuse:
+            raise InputError(f"{path}: initializer {tensor.name!r}: {refuse}; refusing to read it.",
+                             nodes=[tensor.name])
+
+
+def _refusal(base: Path, location: str, info: dict, tensor) -> str | None:
+    """Why the external data of `tensor` may not be read, or None."""
+    raw = base / location
+    if not location or os.path.isabs(location) or ".." in Path(location).parts:
+        return f"its external data location {location!r} is not a plain relative path inside the model's folder"
+    if not raw.resolve().is_relative_to(base):
+        return f"its external data {location!r} resolves outside the model's folder"
+    if any(p.is_symlink() for p in [raw, *raw.parents] if p != base and p.is_relative_to(base)):
+        return f"its external data {location!r} is reached through a symlink"
+    if not raw.is_file():
+        return f"its external data file {location!r} is missing (keep it beside the .onnx file)"
+    st = raw.stat()
+    if st.st_nlink > 1:
+        return f"its external data file {location!r} is a hardlink (it may be another file's data)"
+    try:
+        offset = int(info.get("offset", 0) or 0)
+        length = int(info["length"]) if info.get("length") else st.st_size - offset
+    except ValueError:
+        return "its external data offset/length are not integers"
+    expected = _nbytes(tensor)
+    if offset < 0 or length < 0 or offset + length > st.st_size:
+        return (f"its external data ({location!r}, offset {offset}, length {length}) runs past the end of the "
+                f"{st.st_size}-byte file")
+    if expected is not None and length != expected:
+        return f"its external data holds {length} bytes but dims {list(tensor.dims)} need {expected}"
+    return None
+
+
+def _nbytes(tensor) -> int | None:
+    """Bytes the tensor's dims and type need (None for strings and sub-byte types)."""
+    dtype = ir.DataType(tensor.data_type)
+    if dtype == ir.DataType.STRING or dtype.bitwidth % 8:
+        return None
+    count = 1
+    for d in tensor.dims:
+        count *= int(d)
+    return count * dtype.bitwidth // 8
+
+
+def _check_inline(tensor, path: Path) -> None:
+    if not tensor.HasField("raw_data"):
+        return
+    expected = _nbytes(tensor)
+    if expected is not None and len(tensor.raw_data) != expected:
+        raise InputError(f"{path}: initializer {tensor.name!r} declares dims {list(tensor.dims)} "
+                         f"({expected} bytes) but holds {len(tensor.raw_data)}; the file is damaged or crafted.",
+                         nodes=[tensor.name])
 
 
 def _attach_external_data(model: ir.Model, base_dir: Path) -> None:

@@ -11,12 +11,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter is not the user's business
 import shutil  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import onnx_ir as ir  # noqa: E402
 
-from ..._io import atomic_path  # noqa: E402
+from ..._io import atomic_path, scratch_dir  # noqa: E402
 
 
 def export(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
@@ -34,7 +33,7 @@ def save(km, path: str | os.PathLike) -> Path:
 
         raise InputError(f"{path}: a Keras model is saved as a .keras file; name the output *.keras")
     with atomic_path(path) as tmp:
-        scratch = Path(tempfile.mkdtemp(prefix=".irbridge-keras-", dir=path.parent))
+        scratch = scratch_dir(path.parent)
         try:
             km.save(scratch / path.name)
             shutil.move(scratch / path.name, tmp)
