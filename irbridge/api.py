@@ -25,12 +25,13 @@ class ConversionResult:
 
 
 def load(source, weights=None, *, format: str | None = None, inputs=None,
-         trust_code: bool = False) -> ir.Model:
+         trust_code: bool = False, trust_pickle: bool = False) -> ir.Model:
     """Load a model file or object into an ONNX graph, literally (no layout changes).
 
-    `trust_code=True` lets a Keras file's Lambda layers and custom objects load (off by default:
-    model files come from the internet)."""
-    return importers.load(source, weights, format=format, inputs=inputs, trust_code=trust_code)
+    `trust_code=True` lets a Keras file's Lambda layers and custom objects load, `trust_pickle=True`
+    unpickles a whole-module .pt file (both off by default: model files come from the internet)."""
+    return importers.load(source, weights, format=format, inputs=inputs, trust_code=trust_code,
+                          trust_pickle=trust_pickle)
 
 
 def normalize(model: ir.Model, passes=None, *, dump_dir=None) -> ir.Model:
@@ -101,7 +102,8 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
             inputs=None, atol: float | None = None, rtol: float | None = None,
             format: str | None = None, dump_dir=None, layout: str = "nchw",
             keep_nchw_io: bool = False, preprocess: str | None = None,
-            trust_code: bool = False, random_weights: bool = False) -> ConversionResult:
+            trust_code: bool = False, random_weights: bool = False,
+            trust_pickle: bool = False) -> ConversionResult:
     """load + normalize + export (+ verify) (+ save when `output` is given).
 
     `layout="nhwc"` (ONNX output only) gives channels-last image inputs and outputs with the
@@ -116,7 +118,8 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         raise InputError(f"layout='nhwc' is an ONNX output option; the {to} exporter chooses its own layout")
     t0 = time.perf_counter()
     shapes = inputs if isinstance(inputs, dict) and _all_shapes(inputs) else None
-    imported = load(source, weights, format=format, inputs=inputs, trust_code=trust_code)
+    imported = load(source, weights, format=format, inputs=inputs, trust_code=trust_code,
+                    trust_pickle=trust_pickle)
     if imported.metadata_props.get("irbridge.random_weights") == "true" and not random_weights:
         raise InputError(f"{source}: holds no weights (a prototxt alone); give the .caffemodel as WEIGHTS, "
                          "or pass random_weights=True (--random-weights) to convert the structure with "

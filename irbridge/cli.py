@@ -112,6 +112,8 @@ def _common(p):
     if p.prog.split()[-1] in ("convert", "inspect", "view"):
         p.add_argument("--trust-code", action="store_true",
                        help="let a Keras file's Lambda layers and custom objects load (off: files may be hostile)")
+        p.add_argument("--trust-pickle", action="store_true",
+                       help="unpickle a whole-module .pt/.pth file (runs code from it: trusted files only)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -215,7 +217,7 @@ def cmd_convert(args) -> int:
                           check=not args.no_check, inputs=_parse_inputs(args.input),
                           atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
                           layout=args.layout, keep_nchw_io=args.keep_nchw_io,
-                          preprocess=args.preprocess, trust_code=args.trust_code,
+                          preprocess=args.preprocess, trust_code=args.trust_code, trust_pickle=args.trust_pickle,
                           random_weights=args.random_weights)
     except VerificationError as e:
         if args.json:
@@ -281,7 +283,8 @@ def cmd_inspect(args) -> int:
     from . import api
     from .provenance import SOURCE_FORMAT, SOURCE_OPSET
 
-    model = api.load(args.model, args.weights, format=args.fmt, trust_code=args.trust_code)
+    model = api.load(args.model, args.weights, format=args.fmt, trust_code=args.trust_code,
+                     trust_pickle=args.trust_pickle)
     init = model.graph.initializers
 
     def io(values):
@@ -390,7 +393,7 @@ def cmd_view(args) -> int:
 
     path = Path(args.model)
     if not (path.suffix.lower() == ".onnx" and path.is_file() and args.weights is None):
-        model = api.load(args.model, args.weights, trust_code=args.trust_code)
+        model = api.load(args.model, args.weights, trust_code=args.trust_code, trust_pickle=args.trust_pickle)
         tmp = Path(tempfile.mkdtemp(prefix="irbridge-view-"))
         path = save_onnx(model, tmp / (Path(args.model).stem + ".onnx"))
     else:

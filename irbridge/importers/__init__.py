@@ -32,18 +32,22 @@ REGISTRY: dict[str, str] = {
 }
 
 _NOT_YET = {
-    "torch-file": "a .pt/.pth file holds pickled Python objects, which irbridge never unpickles; "
-    "build the module in Python and pass it to irbridge.load(module, inputs=...)",
+    "torch-file": "a .pt/.pth file holds pickled Python objects, which irbridge never unpickles by default; "
+    "build the module in Python and pass it to irbridge.load(module, inputs=...), or pass "
+    "--trust-pickle (trust_pickle=True) if you trust this file (unpickling runs code from it)",
 }
 
 
 def load(source, weights=None, *, format: str | None = None, inputs=None,
-         trust_code: bool = False) -> ir.Model:
+         trust_code: bool = False, trust_pickle: bool = False) -> ir.Model:
     """Load any supported source into an ONNX graph (onnx_ir.Model), literally.
 
     The result is at opset 18 or newer and carries provenance metadata (DESIGN.md §3).
+    `trust_pickle`: unpickle a whole-module .pt file (runs code from the file).
     """
     fmt = format or formats.detect(source)
+    if fmt == "torch-file" and trust_pickle:
+        return load(_unpickled_module(source), inputs=inputs)
     target = REGISTRY.get(fmt)
     if target is None:
         where = f"{os.fspath(source)}: " if isinstance(source, (str, os.PathLike)) else ""
@@ -56,6 +60,16 @@ def load(source, weights=None, *, format: str | None = None, inputs=None,
         raise InputError(f"trust_code applies to Keras models only, not to {fmt!r} sources")
     model = importer(source, weights, inputs, **({"trust_code": True} if trust_code else {}))
     return finish(model, fmt)
+
+
+def _unpickled_module(path):
+    import torch
+
+    obj = torch.load(path, map_location="cpu", weights_only=False)  # the user trusts this file
+    if not isinstance(obj, torch.nn.Module):
+        raise InputError(f"{path}: holds a {type(obj).__name__}, not a torch.nn.Module; a state_dict binds "
+                         "onto an architecture with `irbridge bind`.")
+    return obj
 
 
 def finish(model: ir.Model, fmt: str) -> ir.Model:
