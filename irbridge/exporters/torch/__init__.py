@@ -23,8 +23,7 @@ def export(model: ir.Model):
 
 def save(module, directory: str | os.PathLike, source: str | None = None) -> Path:
     """Write DIR/model.py and DIR/weights.safetensors atomically (the whole directory)."""
-    import safetensors.torch
-
+    from . import safetensors_file
     from .codegen import module_source
 
     directory = Path(directory)
@@ -32,8 +31,7 @@ def save(module, directory: str | os.PathLike, source: str | None = None) -> Pat
     state = {k: v.contiguous() for k, v in module.state_dict().items()}
     with atomic_path(directory, directory=True) as tmp:
         (tmp / "model.py").write_text(text)
-        safetensors.torch.save_file(state, str(tmp / "weights.safetensors"),
-                                    metadata={"format": "pt", "producer": "irbridge"})
+        safetensors_file.write(tmp / "weights.safetensors", state, {"format": "pt", "producer": "irbridge"})
     return directory
 
 
