@@ -211,6 +211,10 @@ class _Builder:
                     shape = shapes[min(k, len(shapes) - 1)] if shapes else list(self.input_shapes.get(top, ()))
                     self._input(top, shape, layer=name)
                 continue
+            missing = [b for b in bottoms if b not in self.current]
+            if missing:
+                raise InputError(f"{self.path}: layer {name} ({kind}) reads blob(s) {', '.join(missing)}, which no "
+                                 "earlier layer or input produces; check the bottom/top names.", nodes=[name])
             xs = [self.current[b] for b in bottoms]
             self.read.update(xs)
             if kind == "Slice":

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 import pytest
+from irbridge.models.onnx_zoo import light_model
 
 import irbridge
-from irbridge.models.onnx_zoo import light_model
 
 
 def _bytes(model: ir.Model) -> bytes:
