@@ -39,15 +39,19 @@ class _Restricted(pickle.Unpickler):
                          ".safetensors, or pass --trust-pickle if you trust this file.")
 
 
+def read_header(f) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran order, dtype) from an .npy header (formats 1.0 and 2.0); ValueError else."""
+    version = np.lib.format.read_magic(f)
+    reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if reader is None:
+        raise ValueError(f".npy format version {version} (1.0 and 2.0 are read)")
+    return reader(f)
+
+
 def load_npy(path: Path, trust_pickle: bool = False):
     """The array, or the dict/list of arrays, that `np.save` wrote to `path`."""
     with open(path, "rb") as f:
         try:
-            version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if read_header is None:
-                raise ValueError(f".npy format version {version} (1.0 and 2.0 are read)")
             shape, fortran, dtype = read_header(f)
         except ValueError as e:
             raise InputError(f"{path}: not a .npy file ({e}).") from e
@@ -86,11 +90,6 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
                     raise InputError(f"{path}: member {info.filename} claims {info.file_size} bytes from "
                                      f"{info.compress_size} stored: refusing a decompression bomb.")
                 with z.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                    if read_header is None:
-                        raise InputError(f"{path}: member {info.filename} is .npy version {version}.")
                     shape, fortran, dtype = read_header(f)
                     if dtype.hasobject:
                         raise InputError(f"{path}: member {info.filename} is an object array (a pickle, which "
