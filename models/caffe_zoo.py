@@ -87,7 +87,9 @@ def _write_net(path, net, layers, v1: bool) -> None:
                 f.write(c)
 
 
-def write_blobs(path, blobs: dict[str, list[np.ndarray]]) -> None:
-    """A .caffemodel holding only named layers' blobs (V2 form), as a weights file for a prototxt."""
-    _write_net(path, NetParameter(), [(CLASSES["LayerParameter"](name=n), arrays) for n, arrays in blobs.items()],
-               v1=False)
+def write_blobs(path, blobs: dict[str, list[np.ndarray]], types: dict[str, str] | None = None) -> None:
+    """A .caffemodel holding only named layers' blobs (V2 form, with `types` where given), as a
+    weights file for a prototxt."""
+    types = types or {}
+    layers = [(CLASSES["LayerParameter"](name=n, type=types.get(n, "")), arrays) for n, arrays in blobs.items()]
+    _write_net(path, NetParameter(), layers, v1=False)

@@ -178,3 +178,22 @@ def test_cli_bind_json_and_exit_codes(tmp_path, capsys):
                  "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 2 and out["error"]["kind"] == "bad_input" and "missing.npz" in out["error"]["message"]
+
+
+def test_tensor_level_map_puts_caffe_batchnorm_and_scale_onto_one_keras_layer(tmp_path):
+    keras = pytest.importorskip("keras")
+    from irbridge.models.caffe_zoo import write_blobs
+
+    rng = np.random.default_rng(4)
+    mean, var, factor = rng.standard_normal(3), rng.uniform(0.5, 2, 3), 8.0
+    gamma, beta = rng.uniform(0.5, 1.5, 3), rng.standard_normal(3)
+    write_blobs(tmp_path / "bn.caffemodel", {"bn": [mean * factor, var * factor, np.array([factor])],
+                                             "sc": [gamma, beta]}, types={"bn": "BatchNorm", "sc": "Scale"})
+    inp = keras.Input((4, 4, 3))
+    km = keras.Model(inp, keras.layers.BatchNormalization(epsilon=1e-5, name="bn")(inp))
+    mapping = {"bn/0": "bn/moving_mean", "bn/1": "bn/moving_variance", "sc/0": "bn/gamma", "sc/1": "bn/beta"}
+    res = irbridge.bind(tmp_path / "bn.caffemodel", km, mapping=mapping)
+    assert sorted(a.target for a in res.assigned) == sorted(mapping.values()) and not res.unfilled
+    x = seeded((2, 4, 4, 3), seed=9)
+    want = (x - mean) / np.sqrt(var + 1e-5) * gamma + beta  # Caffe's stats divided by the factor
+    assert_close(np.asarray(res.model(x, training=False)), want)
