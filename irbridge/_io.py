@@ -82,3 +82,17 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def release_mapped(values) -> None:
+    """Unmap the files behind external (memory-mapped) weights among `values` (onnx_ir Values):
+    their pages leave this process's memory, and are mapped again if the weight is read again."""
+    import onnx_ir as ir
+
+    for v in values:
+        tensor = getattr(v, "const_value", None)
+        if isinstance(tensor, ir.ExternalTensor):
+            try:
+                tensor.release()
+            except BufferError:  # an array still views the mapping: it stays until that is gone
+                pass

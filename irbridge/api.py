@@ -11,7 +11,7 @@ import onnx_ir as ir
 
 from . import exporters, importers
 from .errors import InputError, VerificationError
-from .verify import VerificationReport
+from .verify import VerificationReport, reference_run, verify_against
 from .verify import verify as _verify
 
 
@@ -50,9 +50,13 @@ def export(model: ir.Model, target: str, *, check: bool = True, inputs=None,
 
     keras/tf: channels-last throughout, NHWC interfaces unless `keep_nchw_io`; tf: `preprocess`
     ("caffe-bgr-mean") bakes RGB->BGR and mean subtraction into the signatures."""
+    ref, failed = _reference(model, inputs, check and target != "onnx")  # first: see convert()
     exported = exporters.export_raw(model, target, **_options(target, keep_nchw_io, preprocess))
-    if check and target != "onnx":
-        report = _verify(model, exported, inputs=inputs, atol=atol, rtol=rtol)
+    if failed is not None:
+        raise failed
+    check = ref is not None
+    if check:
+        report = verify_against(ref, exported, atol=atol, rtol=rtol)
         if not report.ok:
             raise VerificationError(f"the {target} export does not match onnxruntime:\n{report}", report)
     return exported
@@ -132,14 +136,16 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         steps = (passes_mod.DEFAULT_PIPELINE if steps is None else steps) + ["to-nhwc"]
     model = normalize(imported, steps, dump_dir=dump_dir)
     t2 = time.perf_counter()
-    exported = exporters.export_raw(model, to, **_options(to, keep_nchw_io, preprocess))
+    # the reference runs first and unmaps its weights: the export's copy never meets them in memory
+    ref, failed = _reference(imported if to == "onnx" else model, shapes, check)
     t3 = time.perf_counter()
-    report = None
-    if check:
-        reference = imported if to == "onnx" else model
-        report = _verify(reference, exported, inputs=shapes, atol=atol, rtol=rtol)
+    exported = exporters.export_raw(model, to, **_options(to, keep_nchw_io, preprocess))
+    if failed is not None:  # what the exporter cannot convert is said first, then this
+        raise failed
     t4 = time.perf_counter()
-    seconds = {"import": t1 - t0, "passes": t2 - t1, "export": t3 - t2, "check": t4 - t3}
+    report = verify_against(ref, exported, atol=atol, rtol=rtol) if check else None
+    t5 = time.perf_counter()
+    seconds = {"import": t1 - t0, "passes": t2 - t1, "export": t4 - t3, "check": (t3 - t2) + (t5 - t4)}
     if report is not None and not report.ok:
         raise VerificationError(f"the {to} export does not match onnxruntime:\n{report}", report)
     out = None
@@ -147,6 +153,17 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         out = save(exported, output, source=_describe(source))
     seconds["total"] = time.perf_counter() - t0
     return ConversionResult(model, exported, report, out, seconds)
+
+
+def _reference(model, inputs, check: bool):
+    """(the reference outputs for the check, or the error that computing them raised). The
+    reference runs before the export so that the two never hold their weights at once."""
+    if not check:
+        return None, None
+    try:
+        return reference_run(model, inputs=inputs), None
+    except Exception as e:  # noqa: BLE001 - raised after the export has had its say
+        return None, e
 
 
 def _all_shapes(d: dict) -> bool:

@@ -573,21 +573,59 @@ def verify(a, b, *, inputs=None, layerwise: bool = False, atol: float | None = N
     if not layerwise and ra.close is not None:
         ra.close()
     out_b = rb.run(feeds)
+    report = compare_outputs(out_a, out_b, atol, rtol, first_divergence=not layerwise)
+    if layerwise:
+        _layerwise(report, ra, rb, feeds, atol, rtol)
+    return report
+
+
+def compare_outputs(out_a: dict, out_b: dict, atol=None, rtol=None, first_divergence: bool = True) -> VerificationReport:
+    """The report of outputs `out_b` against reference outputs `out_a` (matched in order)."""
     rtol = DEFAULT_RTOL if rtol is None else rtol
-    checks = []
     names_a, names_b = list(out_a), list(out_b)
     if len(names_a) != len(names_b):
         raise InputError(f"the models have different numbers of outputs ({len(names_a)} vs {len(names_b)})")
-    for na, nb in zip(names_a, names_b):
-        checks.append(compare(nb, out_a[na], out_b[nb], atol, rtol))
+    checks = [compare(nb, out_a[na], out_b[nb], atol, rtol) for na, nb in zip(names_a, names_b)]
     report = VerificationReport(all(c.ok for c in checks), atol, rtol, checks)
-    if layerwise:
-        _layerwise(report, ra, rb, feeds, atol, rtol)
-    elif not report.ok:
-        bad = next(c for c in checks if not c.ok)
-        report.first_divergence = Divergence(bad.name, bad.max_abs, bad.max_rel,
-                                             hint(out_a[names_a[checks.index(bad)]], out_b[names_b[checks.index(bad)]]))
+    if first_divergence and not report.ok:
+        i = next(i for i, c in enumerate(checks) if not c.ok)
+        report.first_divergence = Divergence(checks[i].name, checks[i].max_abs, checks[i].max_rel,
+                                             hint(out_a[names_a[i]], out_b[names_b[i]]))
     return report
+
+
+@dataclasses.dataclass
+class Reference:
+    """A reference model's outputs on given inputs, computed once: convert runs it before the
+    export, then unmaps the reference's weights, so the two never share the memory peak."""
+
+    feeds: dict
+    outputs: dict
+    input_names: list
+
+
+def reference_run(a, inputs=None, seed: int = 0) -> Reference:
+    ra = runner_for(a)
+    feeds = make_feeds(ra, inputs, seed)
+    try:
+        outputs = ra.run(feeds)
+    except Exception as e:
+        if type(e).__module__.startswith("onnxruntime"):
+            raise InputError(f"onnxruntime cannot run the graph the check compares against: "
+                             f"{str(e).splitlines()[0]} (--no-check skips the check)") from e
+        raise
+    if ra.close is not None:
+        ra.close()
+    if isinstance(a, ir.Model):
+        from ._io import release_mapped
+
+        release_mapped(a.graph.initializers.values())
+    return Reference(feeds, outputs, ra.input_names)
+
+
+def verify_against(ref: Reference, b, atol=None, rtol=None) -> VerificationReport:
+    """Run candidate `b` on the reference's inputs and compare with its outputs."""
+    return compare_outputs(ref.outputs, runner_for(b, ref.input_names).run(ref.feeds), atol, rtol)
 
 
 def make_feeds(runner: Runner, inputs, seed: int = 0) -> dict[str, np.ndarray]:

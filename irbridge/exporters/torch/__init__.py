@@ -46,8 +46,11 @@ def load_saved(directory: str | os.PathLike):
     spec = importlib.util.spec_from_file_location(f"irbridge_saved_{abs(hash(directory))}", directory / "model.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    model = mod.Model()
-    model.load_state_dict(safetensors.torch.load_file(str(directory / "weights.safetensors")))
+    import torch
+
+    with torch.device("meta"):  # no throwaway initial weights: the file's are assigned directly
+        model = mod.Model()
+    model.load_state_dict(safetensors.torch.load_file(str(directory / "weights.safetensors")), assign=True)
     return model.eval()
 
 

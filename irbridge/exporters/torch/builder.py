@@ -18,6 +18,7 @@ import torch.fx as fx
 from torch import nn
 
 from ... import provenance
+from ..._io import release_mapped
 from ...errors import UnsupportedError
 from ...verify import input_specs, layer_outputs
 from . import registry
@@ -256,6 +257,7 @@ def build(model: ir.Model) -> fx.GraphModule:
             try:
                 result = fn(NodeContext(b, node))
                 _bind_outputs(b, node, result)
+                release_mapped(node.inputs)  # its weights are copied: unmap the file's pages
                 continue
             except Unsupported as e:
                 why = str(e)
@@ -306,5 +308,6 @@ def _f32(v):
 
 
 def _to_torch(array: np.ndarray) -> torch.Tensor:
-    """An owned torch tensor (the export must never share memory with the IR's weights)."""
-    return torch.tensor(np.asarray(array))
+    """An owned, contiguous torch tensor: exactly one copy (the export must never share memory
+    with the IR's weights, and a transposed view copied as it is would be copied again on save)."""
+    return torch.from_numpy(np.array(array, order="C", copy=True))
