@@ -65,7 +65,15 @@ def read_weights(source, trust_pickle: bool = False) -> tuple[list[SourceLayer],
     if suffix in (".pt", ".pth", ".bin", ".ckpt"):
         return _from_mapping(_state_dict(path)), "torch"
     if suffix in (".h5", ".hdf5", ".keras"):
-        return _keras_h5(path)
+        from ..importers.keras_h5 import DAMAGED
+
+        try:
+            return _keras_h5(path)
+        except InputError:
+            raise
+        except DAMAGED as e:
+            raise InputError(f"{path}: not a readable Keras weights file (damaged? {type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}).") from e
     if suffix == ".caffemodel":
         return _caffemodel(path), "torch"
     raise InputError(f"{path}: unknown weights format {suffix!r}; expected .npy, .npz, .safetensors, "

@@ -18,7 +18,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from .. import provenance
-from ..errors import InputError, UnsupportedError
+from ..errors import InputError, IrbridgeError, UnsupportedError
 
 SUPPORTED = {"InputLayer", "Convolution2D", "Conv2D", "Dense", "MaxPooling2D", "AveragePooling2D",
              "ZeroPadding2D", "Flatten", "Dropout", "Activation", "BatchNormalization", "Merge",
@@ -27,10 +27,23 @@ _ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus"
                 "softsign": "Softsign", "elu": "Elu", "selu": "Selu"}
 
 
+DAMAGED = (KeyError, RuntimeError, OSError, ValueError, IndexError, TypeError, AttributeError)
+
+
 def load(source, weights=None, inputs=None):
+    path = Path(os.fspath(source))
+    try:
+        return _load(path)
+    except IrbridgeError:
+        raise
+    except DAMAGED as e:  # h5py and the JSON config report damage in many ways
+        raise InputError(f"{path}: not a readable Keras .h5 file (damaged or not Keras: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}).") from e
+
+
+def _load(path: Path):
     import onnx_ir as ir
 
-    path = Path(os.fspath(source))
     f = _open(path)
     with f:
         meta = _file_meta(f, path)

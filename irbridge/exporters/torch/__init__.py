@@ -40,7 +40,7 @@ def load_saved(directory: str | os.PathLike):
     use it on directories irbridge wrote."""
     import importlib.util
 
-    import safetensors.torch
+    from . import safetensors_file
 
     directory = Path(directory)
     spec = importlib.util.spec_from_file_location(f"irbridge_saved_{abs(hash(directory))}", directory / "model.py")
@@ -50,7 +50,7 @@ def load_saved(directory: str | os.PathLike):
 
     with torch.device("meta"):  # no throwaway initial weights: the file's are assigned directly
         model = mod.Model()
-    model.load_state_dict(safetensors.torch.load_file(str(directory / "weights.safetensors")), assign=True)
+    model.load_state_dict(safetensors_file.read(directory / "weights.safetensors"), assign=True)
     return model.eval()
 
 

@@ -36,3 +36,35 @@ def write(path, state: dict, metadata: dict[str, str]) -> None:
         f.write(text)
         for data in views:
             f.write(data)
+
+
+def read(path) -> dict:
+    """{name: torch.Tensor} of a safetensors file, each read into its own freshly allocated
+    (aligned) tensor: no memory map stays behind, so the peak is the weights once, and kernels
+    see the same alignment as in the model that was saved (bit-identical outputs)."""
+    import torch
+
+    torch_dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+                    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                    "U8": torch.uint8, "BOOL": torch.bool}
+    out = {}
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > size - 8:
+            raise ValueError(f"{path}: header length {n} runs past the {size}-byte file")
+        header = json.loads(f.read(n))
+        start = 8 + n
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = info["data_offsets"]
+            t = torch.empty(info["shape"], dtype=torch_dtypes[info["dtype"]])
+            if end - begin != t.numel() * t.element_size() or start + end > size:
+                raise ValueError(f"{path}: tensor {name} has {end - begin} bytes for shape {info['shape']}")
+            if t.numel():
+                f.seek(start + begin)
+                f.readinto(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+            out[name] = t
+    return out
