@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx_ir as ir
 
-from . import exporters, importers
+from . import exporters, importers, progress
 from .errors import InputError, VerificationError
 from .verify import VerificationReport, reference_run, verify_against
 from .verify import verify as _verify
@@ -121,6 +121,8 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
     if layout == "nhwc" and to != "onnx":
         raise InputError(f"layout='nhwc' is an ONNX output option; the {to} exporter chooses its own layout")
     t0 = time.perf_counter()
+    tick = progress.current()
+    tick.stage("importing")
     shapes = inputs if isinstance(inputs, dict) and _all_shapes(inputs) else None
     imported = load(source, weights, format=format, inputs=inputs, trust_code=trust_code,
                     trust_pickle=trust_pickle)
@@ -134,15 +136,23 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         from . import passes as passes_mod
 
         steps = (passes_mod.DEFAULT_PIPELINE if steps is None else steps) + ["to-nhwc"]
+    from .exporters.onnx import weights_bytes
+
+    tick.stage("running the passes", weights=weights_bytes(imported))
     model = normalize(imported, steps, dump_dir=dump_dir)
+    if check:
+        tick.stage("running the reference (onnxruntime)")
     t2 = time.perf_counter()
     # the reference runs first and unmaps its weights: the export's copy never meets them in memory
     ref, failed = _reference(imported if to == "onnx" else model, shapes, check)
     t3 = time.perf_counter()
+    tick.stage(f"exporting to {to}")
     exported = exporters.export_raw(model, to, **_options(to, keep_nchw_io, preprocess))
     if failed is not None:  # what the exporter cannot convert is said first, then this
         raise failed
     t4 = time.perf_counter()
+    if check:
+        tick.stage(f"checking the {to} export")
     report = verify_against(ref, exported, atol=atol, rtol=rtol) if check else None
     t5 = time.perf_counter()
     seconds = {"import": t1 - t0, "passes": t2 - t1, "export": t4 - t3, "check": (t3 - t2) + (t5 - t4)}
@@ -150,6 +160,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         raise VerificationError(f"the {to} export does not match onnxruntime:\n{report}", report)
     out = None
     if output is not None:
+        tick.stage(f"writing {output}")
         out = save(exported, output, source=_describe(source))
     seconds["total"] = time.perf_counter() - t0
     return ConversionResult(model, exported, report, out, seconds)

@@ -212,13 +212,16 @@ def cmd_convert(args) -> int:
         for n in names:
             passes.get(n)  # unknown names fail before any work
     t0 = time.perf_counter()
+    from .progress import for_cli
+
     try:
-        res = api.convert(args.src, args.to, args.output, weights=args.weights, passes=names,
-                          check=not args.no_check, inputs=_parse_inputs(args.input),
-                          atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
-                          layout=args.layout, keep_nchw_io=args.keep_nchw_io,
-                          preprocess=args.preprocess, trust_code=args.trust_code, trust_pickle=args.trust_pickle,
-                          random_weights=args.random_weights)
+        with for_cli(args.json):
+            res = api.convert(args.src, args.to, args.output, weights=args.weights, passes=names,
+                              check=not args.no_check, inputs=_parse_inputs(args.input),
+                              atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
+                              layout=args.layout, keep_nchw_io=args.keep_nchw_io,
+                              preprocess=args.preprocess, trust_code=args.trust_code,
+                              trust_pickle=args.trust_pickle, random_weights=args.random_weights)
     except VerificationError as e:
         if args.json:
             _emit({"ok": False, "source": args.src, "target": args.to, "output": None,

@@ -183,3 +183,22 @@ def test_view_serves_netron_and_the_model(squeezenet):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_progress_shows_stages_on_stderr_and_never_under_json(capsys, tmp_path, monkeypatch):
+    from irbridge.models.onnx_zoo import light_model
+
+    from irbridge import progress
+
+    onnx.save(light_model("squeezenet"), tmp_path / "sq.onnx")
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    monkeypatch.setenv("IRBRIDGE_PROGRESS", "1")  # stderr is not a terminal here: force it on
+    code, out, err = run(capsys, "convert", str(tmp_path / "sq.onnx"), "--to", "onnx", "-o", str(tmp_path / "a.onnx"))
+    assert code == 0
+    for stage in ("running the passes", "exporting to onnx", "checking the onnx export", "writing"):
+        assert f"irbridge: {stage}" in err, err
+    assert "MB of weights" in err
+    monkeypatch.delenv("IRBRIDGE_PROGRESS")
+    code, out, err = run(capsys, "convert", str(tmp_path / "sq.onnx"), "--to", "onnx", "-o", str(tmp_path / "b.onnx"),
+                         "--json")
+    assert code == 0 and "irbridge: running" not in err and json.loads(out)["ok"]

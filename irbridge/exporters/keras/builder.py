@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from ... import provenance
+from ... import progress, provenance
 from ...errors import UnsupportedError
 from ...passes.assign_nhwc import physical_perm
 from .registry import Unsupported, lookup
@@ -184,7 +184,10 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
         b.env[v.name] = (t, perm)
         io_in.append((v.name, perm))
     problems = []
+    tick = progress.current()
+    tick.stage("building Keras layers", total=len(graph))
     for node in graph:
+        tick.advance()
         if node in b.absorbed:  # fused into the layer before it (e.g. Conv2D(activation="relu"))
             if b.absorbed[node].name in b.env:
                 b.env[node.outputs[0].name] = b.env[b.absorbed[node].name]

@@ -17,7 +17,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ... import provenance
+from ... import progress, provenance
 from ..._io import release_mapped
 from ...errors import UnsupportedError
 from ...verify import input_specs, layer_outputs
@@ -243,7 +243,10 @@ def build(model: ir.Model) -> fx.GraphModule:
         b.env[value.name] = ph
         b.values[value.name] = ph.name
     problems: list[tuple[ir.Node, str]] = []
+    tick = progress.current()
+    tick.stage("building PyTorch layers", total=len(graph))
     for node in graph:
+        tick.advance()
         fn = registry.lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
         why = None
         if fn is None:
