@@ -23,6 +23,7 @@ KERAS_ROWS = {
     "avgpool": "AveragePooling2D", "avgpool_pads_incl": "AveragePooling2D",
     "avgpool_pads_excl": "AveragePooling2D", "avgpool_asym_excl": "AveragePooling2DExcludePad",
     "global_avgpool": "GlobalAveragePooling2D", "global_maxpool": "GlobalMaxPooling2D",
+    "reduce_mean_spatial": "GlobalAveragePooling2D",
     "relu": "ReLU", "leaky_relu": "LeakyReLU", "prelu_channel": "PReLU", "prelu_broadcast": "PReLU",
     "sigmoid": "Activation", "tanh": "Activation", "elu": "ELU", "softplus": "Activation",
     "softsign": "Activation", "clip_relu6": "ReLU", "clip": "ConstantOp", "softmax": "Softmax",

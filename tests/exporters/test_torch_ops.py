@@ -110,6 +110,7 @@ ROWS = [
     ("reduce_sum_all", "ReduceSum", {"keepdims": 0}, [(2, 3, 4)], {}),
     ("reduce_max", "ReduceMax", {"keepdims": 0}, [(2, 3, 4)], {1: i64(-1)}),
     ("reduce_l2", "ReduceL2", {}, [(2, 3, 4)], {1: i64(1)}),
+    ("reduce_mean_spatial", "ReduceMean", {"keepdims": 1}, [(2, 3, 4, 5)], {1: i64(2, 3)}),
     ("argmax", "ArgMax", {"axis": 1, "keepdims": 0}, [(2, 5, 3)], {}),
     ("topk", "TopK", {"axis": 1}, [(2, 7, 3)], {1: i64(3)}),
     ("depth_to_space", "DepthToSpace", {"blocksize": 2, "mode": "DCR"}, [(1, 8, 2, 3)], {}),

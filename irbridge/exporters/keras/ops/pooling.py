@@ -100,3 +100,14 @@ def global_average_pool(ctx):
 @converter("GlobalMaxPool")
 def global_max_pool(ctx):
     return _global(ctx, keras.layers.GlobalMaxPooling2D)
+
+
+@converter("ReduceMean")
+def reduce_mean(ctx):
+    """A spatial mean that keeps its dims (PyTorch's adaptive_avg_pool2d(1) exports this way) is a
+    global average pool; other reductions are not converted."""
+    axes = ctx.const(1) if ctx.has_input(1) else ctx.attr("axes")
+    spatial = axes is not None and sorted(int(a) % 4 for a in list(axes)) == [2, 3]
+    if ctx.rank(0) != 4 or not spatial or not ctx.attr("keepdims", 1):
+        raise Unsupported("only a spatial mean keeping its dims (a global average pool) is converted")
+    return _global(ctx, keras.layers.GlobalAveragePooling2D)
