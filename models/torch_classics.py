@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .torch_zoo import seeded
+
 
 class Bottleneck(nn.Module):
     expansion = 4
@@ -93,22 +95,6 @@ class MobileNetV2(nn.Module):
     def forward(self, x):
         x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
         return self.classifier(torch.flatten(x, 1))
-
-
-def seeded(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Deterministic random weights, BatchNorm statistics included (not 0/1: they would hide bugs)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if t.dtype.is_floating_point:
-                if name.endswith("running_var"):
-                    t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-                elif t.dim() > 1:
-                    fan_in = t[0].numel()
-                    t.copy_(torch.randn(t.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-                else:
-                    t.copy_(torch.randn(t.shape, generator=g) * 0.1 + (1.0 if name.endswith(".weight") else 0.0))
-    return module.eval()
 
 
 def resnet50(seed: int = 0) -> nn.Module:

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 
-def _seeded(module: nn.Module, seed: int) -> nn.Module:
-    """Re-draw every parameter and BatchNorm statistic from a private generator."""
+def seeded(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Re-draw every parameter and BatchNorm statistic from a private generator (He-scaled
+    weights; BatchNorm scales near 1, so that deep nets keep their activations' size)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
@@ -16,9 +17,12 @@ def _seeded(module: nn.Module, seed: int) -> nn.Module:
             p.copy_(torch.randn(p.shape, generator=g) * std)
         for m in module.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                if m.weight is not None:
+                    m.weight.add_(1.0)
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
     return module.eval()
+
 
 
 class VGGSmall(nn.Module):
@@ -101,17 +105,17 @@ class MLP(nn.Module):
 
 def vgg_small(seed: int = 0) -> nn.Module:
     """VGG-style net on 3x32x32 inputs."""
-    return _seeded(VGGSmall(), seed)
+    return seeded(VGGSmall(), seed)
 
 
 def resnet_small(seed: int = 0) -> nn.Module:
     """ResNet-style net on 3x64x64 inputs."""
-    return _seeded(ResNetSmall(), seed)
+    return seeded(ResNetSmall(), seed)
 
 
 def mlp(seed: int = 0) -> nn.Module:
     """MLP on (N, 32) inputs."""
-    return _seeded(MLP(), seed)
+    return seeded(MLP(), seed)
 
 
 # name -> (builder, example input shape)
@@ -147,7 +151,7 @@ class VGG19Style(nn.Module):
 
 def vgg19_style(seed: int = 0) -> nn.Module:
     """VGG19-style net on 3x64x64 inputs with Keras' block names."""
-    return _seeded(VGG19Style(), seed)
+    return seeded(VGG19Style(), seed)
 
 
 ZOO["vgg19_style"] = (vgg19_style, (1, 3, 64, 64))

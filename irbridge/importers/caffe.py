@@ -240,22 +240,14 @@ class _Builder:
 
     # --- layers (one method per Caffe type, named _<type lowercased>) ------------------------
     def _convolution(self, name, kind, params, xs):
-        p = params.convolution_param
-        n, c, h, w = self.shapes[xs[0]]
-        kh, kw = _pair(p, "kernel_size", "kernel_h", "kernel_w", 1)
-        ph, pw = _pair(p, "pad", "pad_h", "pad_w", 0)
-        sh, sw = _pair(p, "stride", "stride_h", "stride_w", 1)
-        dh, dw = (int(p.dilation[0]), int(p.dilation[-1])) if p.dilation else (1, 1)
-        g, o = int(p.group), int(p.num_output)
-        shapes = [[o, c // g, kh, kw]] + ([[o]] if p.bias_term else [])
-        ws = self.weights(name, shapes, c // g * kh * kw)
-        ins = [xs[0], self.const(f"{name}/weights", ws[0])] + ([self.const(f"{name}/bias", ws[1])] if p.bias_term else [])
-        oh = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
-        ow = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
-        return self.node("Conv", ins, name, kind, [n, o, oh, ow], kernel_shape=[kh, kw], pads=[ph, pw, ph, pw],
-                         strides=[sh, sw], dilations=[dh, dw], group=g)
+        return self._conv(name, kind, params, xs, transposed=False)
 
     def _deconvolution(self, name, kind, params, xs):
+        return self._conv(name, kind, params, xs, transposed=True)
+
+    def _conv(self, name, kind, params, xs, transposed: bool):
+        """Convolution, or Deconvolution (its blob is (inputs, outputs / group, kh, kw): ConvTranspose's
+        own layout), with Caffe's output size rules."""
         p = params.convolution_param
         n, c, h, w = self.shapes[xs[0]]
         kh, kw = _pair(p, "kernel_size", "kernel_h", "kernel_w", 1)
@@ -263,14 +255,15 @@ class _Builder:
         sh, sw = _pair(p, "stride", "stride_h", "stride_w", 1)
         dh, dw = (int(p.dilation[0]), int(p.dilation[-1])) if p.dilation else (1, 1)
         g, o = int(p.group), int(p.num_output)
-        # Caffe's deconvolution blob is (input channels, outputs / group, kh, kw): ConvTranspose's own
-        shapes = [[c, o // g, kh, kw]] + ([[o]] if p.bias_term else [])
-        ws = self.weights(name, shapes, c // g * kh * kw)
+        kernel = [c, o // g, kh, kw] if transposed else [o, c // g, kh, kw]
+        ws = self.weights(name, [kernel] + ([[o]] if p.bias_term else []), c // g * kh * kw)
         ins = [xs[0], self.const(f"{name}/weights", ws[0])] + ([self.const(f"{name}/bias", ws[1])] if p.bias_term else [])
-        oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + 1
-        ow = (w - 1) * sw - 2 * pw + dw * (kw - 1) + 1
-        return self.node("ConvTranspose", ins, name, kind, [n, o, oh, ow], kernel_shape=[kh, kw],
-                         pads=[ph, pw, ph, pw], strides=[sh, sw], dilations=[dh, dw], group=g)
+        if transposed:
+            oh, ow = (h - 1) * sh - 2 * ph + dh * (kh - 1) + 1, (w - 1) * sw - 2 * pw + dw * (kw - 1) + 1
+        else:
+            oh, ow = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1, (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
+        return self.node("ConvTranspose" if transposed else "Conv", ins, name, kind, [n, o, oh, ow],
+                         kernel_shape=[kh, kw], pads=[ph, pw, ph, pw], strides=[sh, sw], dilations=[dh, dw], group=g)
 
     def _slice(self, name, kind, params, xs):
         raise AssertionError("Slice is built in build(): it has several tops")
