@@ -48,8 +48,10 @@ def measure(setup: str, body: str) -> tuple[float, int] | str:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
     if proc.returncode or line is None:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return f"failed: {tail[:80]}"
+        if proc.returncode in (-9, 137):
+            return "failed: killed (out of memory)"
+        said = [ln for ln in proc.stderr.strip().splitlines() if ln and not re.match(r"^[IWE]\d{4} |WARNING: All", ln)]
+        return f"failed: {(said or ['?'])[-1][:80]}"
     _, seconds, peak = line.split()
     return float(seconds), int(peak)
 
