@@ -4,10 +4,12 @@ Weights are deterministic random (seeded), never downloaded."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
-from .torch_zoo import seeded
+from .torch_zoo import seeded, shortcut
 
 
 class Bottleneck(nn.Module):
@@ -23,9 +25,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.downsample = shortcut(cin, cout, stride)
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -97,18 +97,11 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def resnet50(seed: int = 0) -> nn.Module:
-    return seeded(ResNet50(), seed)
-
-
-def mobilenet_v2(seed: int = 0) -> nn.Module:
-    return seeded(MobileNetV2(), seed)
-
-
-def vgg16(seed: int = 0) -> nn.Module:
+def classic(name: str, seed: int = 0) -> nn.Module:
+    """The named network (vgg16, resnet50, mobilenet_v2) with seeded weights, in eval mode."""
     from .vgg16_npy import vgg16_torch
 
-    return seeded(vgg16_torch(), seed)
+    return seeded({"vgg16": vgg16_torch, "resnet50": ResNet50, "mobilenet_v2": MobileNetV2}[name](), seed)
 
 
-CLASSICS = {"vgg16": vgg16, "resnet50": resnet50, "mobilenet_v2": mobilenet_v2}
+CLASSICS = {name: functools.partial(classic, name) for name in ("vgg16", "resnet50", "mobilenet_v2")}

@@ -25,6 +25,13 @@ def seeded(module: nn.Module, seed: int = 0) -> nn.Module:
 
 
 
+def shortcut(cin: int, cout: int, stride: int) -> nn.Module | None:
+    """A residual block's projection (1x1 conv + BatchNorm) where its shape changes, else None."""
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+
 class VGGSmall(nn.Module):
     """VGG-style: conv-relu blocks, max pools, Flatten, then a Linear classifier."""
 
@@ -53,14 +60,11 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU()
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.downsample = shortcut(cin, cout, stride)
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
+        y = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         return self.relu(y + identity)
 
 

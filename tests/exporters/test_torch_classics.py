@@ -18,9 +18,9 @@ def test_sizes_match_torchvision(name, torch):
 
 @pytest.mark.slow
 def test_mobilenet_v2_converts_to_pytorch_and_back(tmp_path, torch):
-    from irbridge.models.torch_classics import mobilenet_v2
+    from irbridge.models.torch_classics import classic
 
     import irbridge
 
-    res = irbridge.convert(mobilenet_v2(), "torch", tmp_path / "m", inputs={"x": (1, 3, 224, 224)})
+    res = irbridge.convert(classic("mobilenet_v2"), "torch", tmp_path / "m", inputs={"x": (1, 3, 224, 224)})
     assert res.report.ok
