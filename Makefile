@@ -27,6 +27,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)  # conversion time and memory beside the load+save floor; rewrites the README table
 	$(BIN)/python benchmarks/conversions.py
+	$(BIN)/python benchmarks/torch_inference.py --repeats 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
