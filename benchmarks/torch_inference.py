@@ -34,9 +34,9 @@ def median_ms(fn, x, repeats: int) -> float:
 
 def main() -> None:
     import torch
+    from irbridge.models.torch_classics import classic
 
     import irbridge
-    from irbridge.models.torch_classics import classic
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--nets", default="vgg16,resnet50,mobilenet_v2")
