@@ -15,7 +15,10 @@ class ExporterBackend(Backend):
 
     @classmethod
     def _lookup(cls):
-        raise NotImplementedError
+        """The target exporter's converter lookup (irbridge.exporters.<target>.registry)."""
+        import importlib
+
+        return importlib.import_module(f"irbridge.exporters.{cls.target}.registry").lookup
 
     @classmethod
     def _rep(cls, exported):

@@ -30,12 +30,6 @@ class KerasBackend(ExporterBackend):
     target = "keras"
 
     @classmethod
-    def _lookup(cls):
-        from ..exporters.keras.registry import lookup
-
-        return lookup
-
-    @classmethod
     def _rep(cls, exported):
         return KerasRep(exported)
 

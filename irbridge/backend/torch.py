@@ -33,12 +33,6 @@ class TorchBackend(ExporterBackend):
     target = "torch"
 
     @classmethod
-    def _lookup(cls):
-        from ..exporters.torch.registry import lookup
-
-        return lookup
-
-    @classmethod
     def _rep(cls, exported):
         return TorchRep(exported)
 

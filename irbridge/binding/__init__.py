@@ -108,28 +108,11 @@ def normalize_name(name: str) -> str:
 
 
 def match(layers: list[SourceLayer], targets: list[tuple[str, list[Slot]]], mapping: dict):
-    """[(source tensor, slot)], source tensors left over, slots left over. Layers pair by the
-    mapping, then by normalized name, then in order where the weight shapes fit."""
-    pairs, taken_src, taken_tgt = [], set(), set()
-    # tensor-level entries of the mapping pair single tensors first (e.g. Caffe's BatchNorm and
-    # Scale blobs onto one Keras BatchNormalization)
-    by_target = {s.target: s for _, ts in targets for s in ts}
-    tensor_names = {t.name for s in layers for t in s.tensors}
-    for src in layers:
-        for t in src.tensors:
-            if t.name in mapping and t.name not in {ly.name for ly in layers}:
-                slot = by_target.get(mapping[t.name])
-                if slot is None:
-                    raise InputError(f"mapping: {t.name!r} -> {mapping[t.name]!r}, but the architecture has no "
-                                     f"weight {mapping[t.name]!r} (it has e.g. {', '.join(list(by_target)[:6])})")
-                pairs.append((t, slot))
-    mapped = {t.name for t, _ in pairs}
-    mapped_slots = {s.target for _, s in pairs}
-    layers = [SourceLayer(s.name, [t for t in s.tensors if t.name not in mapped]) for s in layers]
-    layers = [s for s in layers if s.tensors]
-    targets = [(n, [s for s in ts if s.target not in mapped_slots]) for n, ts in targets]
-    targets = [(n, ts) for n, ts in targets if ts]
-    mapping = {k: v for k, v in mapping.items() if k not in tensor_names or k in {ly.name for ly in layers}}
+    """[(source tensor, slot)], source tensors left over, slots left over. Tensors named in the
+    mapping pair first; then layers by the mapping, by normalized name, and in order where the
+    weight shapes fit."""
+    pairs, layers, targets = _pair_mapped_tensors(layers, targets, mapping)
+    taken_src, taken_tgt = set(), set()
     by_name = {normalize_name(t): t for t, _ in targets}
     slots = dict(targets)
 
@@ -162,6 +145,26 @@ def match(layers: list[SourceLayer], targets: list[tuple[str, list[Slot]]], mapp
     filled = {s.target for _, s in pairs}
     unfilled = [s.target for _, ts in targets for s in ts if s.target not in filled]
     return pairs, unassigned, unfilled
+
+
+def _pair_mapped_tensors(layers, targets, mapping):
+    """Tensor-level mapping entries (e.g. Caffe's BatchNorm and Scale blobs onto one Keras
+    BatchNormalization): their pairs, and the layers and targets without them."""
+    layer_names = {ly.name for ly in layers}
+    by_target = {s.target: s for _, ts in targets for s in ts}
+    pairs = []
+    for t in (t for ly in layers for t in ly.tensors if t.name in mapping and t.name not in layer_names):
+        slot = by_target.get(mapping[t.name])
+        if slot is None:
+            raise InputError(f"mapping: {t.name!r} -> {mapping[t.name]!r}, but the architecture has no weight "
+                             f"{mapping[t.name]!r} (it has e.g. {', '.join(list(by_target)[:6])})")
+        pairs.append((t, slot))
+    if not pairs:
+        return pairs, layers, targets
+    mapped, mapped_slots = {t.name for t, _ in pairs}, {s.target for _, s in pairs}
+    layers = [SourceLayer(ly.name, [t for t in ly.tensors if t.name not in mapped]) for ly in layers]
+    targets = [(n, [s for s in ts if s.target not in mapped_slots]) for n, ts in targets]
+    return pairs, [ly for ly in layers if ly.tensors], [(n, ts) for n, ts in targets if ts]
 
 
 def _pair_tensors(src: SourceLayer, slots: list[Slot]) -> list[tuple[SourceTensor, Slot]]:

@@ -15,9 +15,6 @@ import onnx_ir as ir
 from .. import provenance
 from .layouts import Slot
 
-# storage layout of a kind, per target (for the report)
-STORED = {"keras": {"conv": "HWIO", "dense": "IO"}, "torch": {"conv": "OIHW", "dense": "OI"}}
-
 
 class KerasTarget:
     """A keras.Model: slots from its layers' variables; binding sets them on a clone."""

@@ -26,7 +26,9 @@ class Window:
 
 
 def same_pads(sizes, kernel, strides, dilations, upper: bool = True) -> list[int]:
-    """auto_pad SAME_UPPER/SAME_LOWER (and TF's 'same'): spatial pads [b0, b1, ..., e0, e1, ...]."""
+    """auto_pad SAME_UPPER/SAME_LOWER (and TF's 'same'): spatial pads [b0, b1, ..., e0, e1, ...].
+    torch/runtime.py keeps a twin: its helpers are copied into the generated model.py, which must
+    not import irbridge."""
     begins, ends = [], []
     for size, k, s, d in zip(sizes, kernel, strides, dilations):
         out = -(-int(size) // s)

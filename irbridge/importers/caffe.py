@@ -36,8 +36,8 @@ def load(source, weights=None, inputs=None):
         net, blobs = _parse_prototxt(_existing(path)), None
     if weights is not None:
         _, blobs = read_caffemodel(_existing(Path(os.fspath(weights))))
-    b = _Builder(path, blobs, dict(inputs) if isinstance(inputs, dict) else {})
-    b.weights_path = Path(os.fspath(weights)) if weights is not None else path
+    b = _Builder(path, blobs, dict(inputs) if isinstance(inputs, dict) else {},
+                 Path(os.fspath(weights)) if weights is not None else path)
     b.build(net)
     outputs = b.outputs()
     # initializers enter the proto as headers only; their arrays (views of the mapped caffemodel)
@@ -105,12 +105,12 @@ def _pair(p, name: str, h: str, w: str, default: int) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, path: Path, blobs: dict, input_shapes: dict):
+    def __init__(self, path: Path, blobs: dict | None, input_shapes: dict, weights_path: Path | None = None):
         self.path, self.input_shapes = path, input_shapes
         self.random = blobs is None  # a prototxt alone: seeded random weights
         self.blobs = blobs or {}
         self.missing: list[str] = []  # layers the caffemodel holds no blobs for
-        self.weights_path = path
+        self.weights_path = weights_path or path  # the file the blobs come from, for messages
         self.nodes, self.inputs = [], []
         self.initializers: dict[str, np.ndarray] = {}
         self.shapes: dict[str, list[int]] = {}

@@ -42,7 +42,8 @@ def onnx_pad(x, pads, mode="constant", value=0.0, axes=None):
 
 
 def same_pads(sizes, kernel, stride, dilation, upper=True):
-    """ONNX auto_pad SAME_UPPER/SAME_LOWER: spatial pads [b0, b1, ..., e0, e1, ...]."""
+    """ONNX auto_pad SAME_UPPER/SAME_LOWER: spatial pads [b0, b1, ..., e0, e1, ...] (the twin of
+    exporters/_window.py's, copied here because model.py must stand alone)."""
     begins, ends = [], []
     for size, k, s, d in zip(sizes, kernel, stride, dilation):
         out = -(-int(size) // s)
