@@ -84,6 +84,25 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         raise
 
 
+def prefetch_mapped(values) -> None:
+    """Ask the kernel to read ahead the files behind external (memory-mapped) weights among
+    `values`, about to be copied: one sequential read instead of a page fault per 4 KB page
+    (measured: copying VGG-16's 553 MB from a mapping 0.2-0.8 s without, 0.13-0.4 s with)."""
+    import mmap
+
+    import onnx_ir as ir
+
+    for v in values:
+        tensor = getattr(v, "const_value", None)
+        if not isinstance(tensor, ir.ExternalTensor) or not tensor.nbytes or not hasattr(mmap, "MADV_WILLNEED"):
+            continue
+        tensor.numpy()  # maps the file (no page is read yet)
+        raw = getattr(tensor, "raw", None)
+        if isinstance(raw, mmap.mmap):
+            start = (tensor.offset or 0) // mmap.PAGESIZE * mmap.PAGESIZE
+            raw.madvise(mmap.MADV_WILLNEED, start, min(len(raw), (tensor.offset or 0) + tensor.nbytes) - start)
+
+
 def release_mapped(values) -> None:
     """Unmap the files behind external (memory-mapped) weights among `values` (onnx_ir Values):
     their pages leave this process's memory, and are mapped again if the weight is read again."""

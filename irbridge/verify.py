@@ -436,7 +436,8 @@ def torch_runner(gm) -> Runner:
                 else:
                     result = super().run_node(n)
                 if n.name in by_node and isinstance(result, torch.Tensor):
-                    captured[by_node[n.name]] = _np(result)
+                    # a copy: a later in-place layer (ReLU(inplace=True)) may overwrite it
+                    captured[by_node[n.name]] = np.array(_np(result))
                 return result
 
         with torch.no_grad():

@@ -9,8 +9,8 @@ import numpy as np
 from google.protobuf import text_format
 
 from irbridge.importers.caffe import _Builder
-from irbridge.importers.caffe_blobs import encode_varint, field_key
 from irbridge.importers.caffe_schema import CLASSES, V1_TYPES, NetParameter
+from irbridge.protowire import encode_varint, field_key
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "caffe"
 

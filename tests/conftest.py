@@ -12,7 +12,10 @@ def ort_run(model, feeds: dict) -> list[np.ndarray]:
     import onnx_ir as ir
     import onnxruntime as ort
 
-    proto = ir.to_proto(model) if isinstance(model, ir.Model) else model
+    from irbridge.verify import _in_memory_proto
+
+    # a loaded file's large weights are mapped (external references): inline them for the bytes
+    proto = _in_memory_proto(model) if isinstance(model, ir.Model) else model
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])

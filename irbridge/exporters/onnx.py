@@ -17,7 +17,7 @@ import onnx
 import onnx_ir as ir
 
 from .._io import atomic_path
-from ..importers.caffe_blobs import encode_varint, field_key
+from ..protowire import encode_varint, field_key
 
 # Weights past this size go to an external data file beside the .onnx (protobuf's 2 GB cap).
 EXTERNAL_DATA_THRESHOLD = 2 * 1024**3 - 64 * 1024**2
@@ -37,12 +37,27 @@ def weights_bytes(model: ir.Model) -> int:
 def save_onnx(model: ir.Model, path: str | os.PathLike) -> Path:
     """Write `model` atomically; weights over 2 GB go to `<name>.data` beside it."""
     path = Path(path)
+    _detach_from(model, path)
     with atomic_path(path) as tmp:
         if weights_bytes(model) > EXTERNAL_DATA_THRESHOLD:
             ir.save(model, tmp, external_data=path.name + ".data")
         else:
             write_streamed(model, tmp)
     return path
+
+
+def _detach_from(model: ir.Model, path: Path) -> None:
+    """Weights still mapped from the file about to be replaced are read into memory first: after
+    the replace, their offsets would point into the new file."""
+    import numpy as np
+
+    if not path.exists():
+        return
+    for value in model.graph.initializers.values():
+        tensor = value.const_value
+        if isinstance(tensor, ir.ExternalTensor) and os.path.exists(tensor.path) and os.path.samefile(tensor.path, path):
+            value.const_value = ir.Tensor(np.array(tensor.numpy()), name=tensor.name)
+            tensor.release()
 
 
 def write_streamed(model: ir.Model, path: str | os.PathLike) -> None:

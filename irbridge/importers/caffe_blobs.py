@@ -7,9 +7,7 @@ walked field by field (never value by value): each blob becomes a read-only nump
 mapping, and everything else (layer names, types, parameters: a few kilobytes) is handed to
 protobuf as a "skeleton" net without blobs.
 
-Wire format (protobuf encoding): a message is a sequence of fields, each a varint key
-(field number << 3 | wire type) then a varint (type 0), 8 bytes (1), a varint length and that
-many bytes (2), or 4 bytes (5).
+The wire format is walked with irbridge.protowire.
 """
 
 from __future__ import annotations
@@ -20,14 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..protowire import Truncated, encode_varint, field_key, fields, varint_at
 from .caffe_schema import CLASSES, NetParameter
 
 # NetParameter.layer (V2) / .layers (V1), and each one's blobs field
 LAYER_FIELDS = {100: ("LayerParameter", 7), 2: ("V1LayerParameter", 6)}
-
-
-class _Truncated(ValueError):
-    pass
 
 
 def read_caffemodel(path: Path) -> tuple[NetParameter, dict[str, list[np.ndarray]]]:
@@ -39,19 +34,19 @@ def read_caffemodel(path: Path) -> tuple[NetParameter, dict[str, list[np.ndarray
             return NetParameter(), {}
     try:
         return _read(buf, path)
-    except (_Truncated, IndexError) as e:
+    except (Truncated, IndexError) as e:
         raise InputError(f"{path}: not a readable caffemodel (truncated or corrupt: {e or 'ends early'}).") from None
 
 
 def _read(buf, path: Path):
     skeleton, blobs = bytearray(), {}
-    for number, wire, key_at, start, end in _fields(buf, 0, len(buf)):
+    for number, wire, key_at, start, end in fields(buf, 0, len(buf)):
         if number not in LAYER_FIELDS or wire != 2:
             skeleton += buf[key_at:end]
             continue
         message, blob_field = LAYER_FIELDS[number]
         layer, arrays = bytearray(), []
-        for n, w, k, s, e in _fields(buf, start, end):
+        for n, w, k, s, e in fields(buf, start, end):
             if n == blob_field and w == 2:
                 arrays.append((s, e))
             else:
@@ -63,16 +58,16 @@ def _read(buf, path: Path):
     try:
         return NetParameter.FromString(bytes(skeleton)), blobs
     except Exception as e:  # noqa: BLE001 - protobuf raises its own DecodeError
-        raise _Truncated(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        raise Truncated(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
 def _blob(buf, start: int, end: int, path: Path, layer: str, index: int) -> np.ndarray:
     shape, legacy, data = None, [0, 0, 0, 0], None
-    for n, w, _, s, e in _fields(buf, start, end):
+    for n, w, _, s, e in fields(buf, start, end):
         if n == 7 and w == 2:
             shape = _dims(buf, s, e)
         elif 1 <= n <= 4 and w == 0:  # V1: num, channels, height, width
-            legacy[n - 1] = _varint_at(buf, s)[0]
+            legacy[n - 1] = varint_at(buf, s)[0]
         elif n == 5 and w == 2:  # packed float data: the weights themselves, not copied
             data = np.frombuffer(buf, dtype="<f4", count=(e - s) // 4, offset=s)
         elif n == 8 and w == 2 and data is None:  # packed double data (rare): converted, so copied
@@ -90,68 +85,14 @@ def _blob(buf, start: int, end: int, path: Path, layer: str, index: int) -> np.n
     return data.reshape(shape)
 
 
-def _fields(buf, start: int, end: int):
-    """(number, wire type, key offset, value start, value end) of each field in buf[start:end]."""
-    pos = start
-    while pos < end:
-        key_at = pos
-        key, pos = _varint_at(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, stop = _varint_at(buf, pos)
-        elif wire == 1:
-            stop = pos + 8
-        elif wire == 2:
-            length, pos = _varint_at(buf, pos)
-            stop = pos + length
-        elif wire == 5:
-            stop = pos + 4
-        else:
-            raise _Truncated(f"unexpected wire type {wire} at byte {key_at}")
-        if stop > end or number == 0:
-            raise _Truncated(f"field {number} at byte {key_at} runs past its message")
-        yield number, wire, key_at, pos, stop
-        pos = stop
-
-
 def _dims(buf, start: int, end: int) -> list[int]:
     """BlobShape's `repeated int64 dim = 1`, packed (one length-delimited field) or not."""
     dims = []
-    for n, w, _, s, e in _fields(buf, start, end):
+    for n, w, _, s, e in fields(buf, start, end):
         pos = s
         while n == 1 and pos < e:
-            value, pos = _varint_at(buf, pos)
+            value, pos = varint_at(buf, pos)
             dims.append(value)
             if w == 0:
                 break
     return dims
-
-
-def _varint_at(buf, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise _Truncated(f"varint at byte {pos} runs past the end of the file")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise _Truncated(f"varint at byte {pos} is longer than 10 bytes")
-
-
-def encode_varint(n: int) -> bytes:
-    """n (>= 0) as a protobuf varint."""
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def field_key(number: int) -> bytes:
-    """The key of length-delimited field `number`."""
-    return encode_varint(number << 3 | 2)

@@ -9,6 +9,7 @@ import onnx
 import onnx_ir as ir
 
 from ..errors import InputError
+from .onnx_file import MappedWeight, read_onnx
 
 
 def load(source, weights=None, inputs=None) -> ir.Model:
@@ -24,36 +25,45 @@ def load(source, weights=None, inputs=None) -> ir.Model:
 
 
 def _load_file(path: Path) -> ir.Model:
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:
-        raise InputError(
-            f"{path}: not a readable ONNX model ({type(e).__name__}: {e}). "
-            "The file may be truncated or of another format; re-export or re-download it."
-        ) from e
+    """The file's large inline weights stay in the file, mapped (see onnx_file)."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file.")
+    proto, mapped = read_onnx(path)
     if not proto.graph.node and not proto.graph.output:
         raise InputError(f"{path}: parsed as ONNX but holds an empty graph; it is not a usable model.")
-    _check_external_data(proto, path)
+    _check_external_data(proto, path, mapped)
     model = ir.serde.deserialize_model(proto)
     _attach_external_data(model, path.parent)
     return model
 
 
-def _check_external_data(proto: onnx.ModelProto, path: Path) -> None:
+def _check_external_data(proto: onnx.ModelProto, path: Path, mapped: set[MappedWeight] = frozenset()) -> None:
     """External data must stay inside the model's directory (DESIGN.md §7): no absolute paths,
     no `..`, no symlinks or hardlinks, offsets and lengths inside the file and equal to the
-    tensor's size. Inline tensors must hold as many bytes as their dims declare."""
+    tensor's size. Inline tensors must hold as many bytes as their dims declare. `mapped`:
+    the file's own inline weights, which refer to their place in it (checked when read)."""
     base = path.parent.resolve()
     for tensor in onnx.external_data_helper._get_all_tensors(proto):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             _check_inline(tensor, path)
             continue
         info = {e.key: e.value for e in tensor.external_data}
+        if _is_mapped(tensor, info, mapped):
+            continue
         location = info.get("location", "")
         refuse = _refusal(base, location, info, tensor)
         if refuse:
             raise InputError(f"{path}: initializer {tensor.name!r}: {refuse}; refusing to read it.",
                              nodes=[tensor.name])
+
+
+def _is_mapped(tensor, info: dict, mapped: set[MappedWeight]) -> bool:
+    try:
+        where = MappedWeight(info.get("location", ""), tensor.name, int(info.get("offset", -1)),
+                             int(info.get("length", -1)))
+    except ValueError:
+        return False
+    return where in mapped
 
 
 def _refusal(base: Path, location: str, info: dict, tensor) -> str | None:
@@ -106,7 +116,9 @@ def _check_inline(tensor, path: Path) -> None:
 
 
 def _attach_external_data(model: ir.Model, base_dir: Path) -> None:
+    """Other files' external data is read relative to (and contained in) the model's folder;
+    the model's own mapped weights have absolute locations, checked when they were read."""
     for value in model.graph.initializers.values():
         tensor = value.const_value
-        if isinstance(tensor, ir.ExternalTensor):
+        if isinstance(tensor, ir.ExternalTensor) and not os.path.isabs(tensor.location):
             tensor.base_dir = str(base_dir)

@@ -53,7 +53,30 @@ def load(module, weights=None, inputs=None) -> ir.Model:
     model = program.model
     for node in model.graph:
         _tag(node)
+    _drop_synthesized_bias(model, module)
     return model
+
+
+def _drop_synthesized_bias(model: ir.Model, module) -> None:
+    """torch.onnx gives a Conv of a layer with `bias=False` a computed all-zero bias
+    (Expand(CastLike(0), [C])). Drop it, so that the port has the source's parameters:
+    `nn.Conv2d(..., bias=False)` again, not a zero bias to load, save and add.
+
+        before: Conv(x, features.0.weight, Expand(CastLike(Constant 0), [32]))
+        after:  Conv(x, features.0.weight)
+    """
+    for node in model.graph:
+        if node.op_type not in ("Conv", "ConvTranspose") or node.domain or len(node.inputs) < 3:
+            continue
+        bias = node.inputs[2]
+        if bias is None or bias.producer() is None:  # none, or a stored parameter
+            continue
+        try:
+            layer = module.get_submodule(node.metadata_props.get(provenance.SOURCE, ""))
+        except AttributeError:
+            continue
+        if getattr(layer, "bias", True) is None:
+            node.resize_inputs(2)
 
 
 def _example_args(inputs, torch):

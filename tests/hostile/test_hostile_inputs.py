@@ -148,7 +148,7 @@ def case_caffe_python_layer(d):
 
 
 def case_caffemodel_huge_blob(d):
-    from irbridge.importers.caffe_blobs import encode_varint, field_key
+    from irbridge.protowire import encode_varint, field_key
 
     shape = b"\x0a\x06" + encode_varint(1 << 20) + encode_varint(1 << 20)  # 2^40 values declared
     blob = field_key(7) + encode_varint(len(shape)) + shape + field_key(5) + encode_varint(8) + b"\0" * 8

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from irbridge.models.caffe_zoo import write_blobs
 
-from irbridge.importers.caffe_blobs import encode_varint, field_key, read_caffemodel
+from irbridge.importers.caffe_blobs import read_caffemodel
+from irbridge.protowire import encode_varint, field_key
 from tests.conftest import seeded
 
 PROTO = '''name: "n" layer { name: "data" type: "Input" top: "data"

@@ -33,6 +33,25 @@ def test_imported_graph_matches_the_module(torch):
     assert_close(ort_run(m, {m.graph.inputs[0].name: x})[0], ref)
 
 
+def test_a_conv_without_bias_stays_without_bias(torch, tmp_path):
+    """torch.onnx adds an all-zero bias to a bias=False conv; the import drops it again, and
+    keeps a real bias even when it is all zero."""
+    import irbridge
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=False), torch.nn.Conv2d(4, 2, 1))
+    torch.nn.init.zeros_(net[1].bias)
+    x = seeded((1, 3, 8, 8), seed=2)
+    m = irbridge.load(net, inputs={"x": x})
+    convs = [n for n in m.graph if n.op_type == "Conv"]
+    assert [len(n.inputs) for n in convs] == [2, 3]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert_close(ort_run(m, {"x": x})[0], ref)
+    result = irbridge.convert(net, "torch", tmp_path / "out", inputs={"x": x})
+    assert set(result.exported.state_dict()) == {"_0.weight", "_1.weight", "_1.bias"}
+
+
 def test_train_mode_is_restored(torch):
     from irbridge.models.torch_zoo import vgg_small
 

@@ -18,7 +18,7 @@ import torch.fx as fx
 from torch import nn
 
 from ... import progress, provenance
-from ..._io import release_mapped
+from ..._io import prefetch_mapped, release_mapped
 from ...errors import UnsupportedError
 from ...verify import input_specs, layer_outputs
 from . import registry
@@ -37,6 +37,14 @@ TORCH_DTYPES = {
     ir.DataType.UINT8: torch.uint8,
     ir.DataType.BOOL: torch.bool,
 }
+
+
+# Ops whose PyTorch layer returns a new tensor, never a view of an input: a following activation
+# may overwrite it in place. (Reshape, Flatten, Squeeze, Identity, Dropout... may return views.)
+FRESH_OUTPUT_OPS = frozenset({
+    "Conv", "ConvTranspose", "BatchNormalization", "InstanceNormalization", "LayerNormalization",
+    "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool",
+})
 
 
 @dataclasses.dataclass
@@ -123,6 +131,21 @@ class NodeContext:
             return False
         out = self.node.outputs[i]
         return bool(out.name) and (bool(out.uses()) or out.is_graph_output())
+
+    def may_overwrite(self, i: int) -> bool:
+        """Whether the layer may work in place on input i (`nn.ReLU(inplace=True)`), as
+        hand-written networks do: saves allocating (and page-faulting) a fresh activation.
+
+        True only when nothing else can see that tensor: it is made by a node known to return a
+        fresh tensor (never a view of another), this node is its only reader, and it is no
+        graph input or output.
+        """
+        if not self.has_input(i):
+            return False
+        v = self.node.inputs[i]
+        producer = v.producer()
+        return (producer is not None and producer.op_type in FRESH_OUTPUT_OPS and not producer.domain
+                and len(v.uses()) == 1 and not v.is_graph_output())
 
     # --- adding to the torch graph ---------------------------------------------------------
     def x(self, i: int) -> fx.Node | None:
@@ -258,6 +281,7 @@ def build(model: ir.Model) -> fx.GraphModule:
                 why = f"element type {node.inputs[0].dtype if node.inputs and node.inputs[0] else '?'} has no PyTorch equivalent"
         if why is None:
             try:
+                prefetch_mapped(node.inputs)
                 result = fn(NodeContext(b, node))
                 _bind_outputs(b, node, result)
                 release_mapped(node.inputs)  # its weights are copied: unmap the file's pages

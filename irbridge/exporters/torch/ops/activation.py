@@ -11,25 +11,28 @@ from ..registry import converter
 SELU_ALPHA, SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
 
 
-def _simple(op_type: str, cls: type, **attr_to_kwarg):
-    """Register an activation whose layer takes (at most) renamed ONNX attributes."""
+def _simple(op_type: str, cls: type, inplace: bool = False, **attr_to_kwarg):
+    """Register an activation whose layer takes (at most) renamed ONNX attributes; `inplace`:
+    the layer can overwrite its input, which it does when nothing else reads it."""
 
     def convert(ctx):
         kwargs = {k: ctx.attr(a, default) for k, (a, default) in attr_to_kwarg.items()}
+        if inplace and ctx.may_overwrite(0):
+            kwargs["inplace"] = True
         return ctx.call_module(cls, ctx.x(0), **kwargs)
 
     convert.__name__ = op_type.lower()
     converter(op_type)(convert)
 
 
-_simple("Relu", nn.ReLU)
+_simple("Relu", nn.ReLU, inplace=True)
 _simple("Sigmoid", nn.Sigmoid)
 _simple("Tanh", nn.Tanh)
 _simple("Softsign", nn.Softsign)
 _simple("Mish", nn.Mish)
-_simple("HardSwish", nn.Hardswish)
-_simple("LeakyRelu", nn.LeakyReLU, negative_slope=("alpha", 0.01))
-_simple("Elu", nn.ELU, alpha=("alpha", 1.0))
+_simple("HardSwish", nn.Hardswish, inplace=True)
+_simple("LeakyRelu", nn.LeakyReLU, inplace=True, negative_slope=("alpha", 0.01))
+_simple("Elu", nn.ELU, inplace=True, alpha=("alpha", 1.0))
 _simple("Celu", nn.CELU, alpha=("alpha", 1.0))
 
 
@@ -89,7 +92,7 @@ def clip(ctx):
     lo = ctx.operand(1) if ctx.has_input(1) else None
     hi = ctx.operand(2) if ctx.has_input(2) else None
     if lo == 0 and hi == 6 and not isinstance(lo, bool):
-        return ctx.call_module(nn.ReLU6, ctx.x(0))
+        return ctx.call_module(nn.ReLU6, ctx.x(0), **({"inplace": True} if ctx.may_overwrite(0) else {}))
     if lo is None and hi is None:
         return ctx.x(0)
     return ctx.call(torch.clamp, ctx.x(0), lo, hi)
