@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean venv
+.PHONY: demo test test-fast lint bench peers clean venv
 
 venv: $(STAMP)
 
@@ -25,12 +25,23 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: $(STAMP)  # conversion time and memory beside the load+save floor; rewrites the README table
+bench: $(STAMP) peers  # conversion time and memory beside the floor and the peers; exported-model speed; README tables
 	$(BIN)/python benchmarks/conversions.py
-	$(BIN)/python benchmarks/torch_inference.py --repeats 5
+	$(BIN)/python benchmarks/inference.py
+
+# The peers measured by `make bench`, each in its own environment (Python 3.11: the torch 2.14.1 +
+# torchvision 0.29.1 that onnx2torch needs lie on this machine's disk for it).
+PEERS := .venv-peers
+PEER_PY ?= python3.11
+peers: $(PEERS)/onnx2torch/.installed $(PEERS)/onnx2tf/.installed
+
+$(PEERS)/%/.installed: requirements/peers/%.txt
+	test -x $(PEERS)/$*/bin/python || $(PEER_PY) -m venv $(PEERS)/$*
+	$(PEERS)/$*/bin/python -m pip install -q -r $<
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) $(PEERS) build .pytest_cache

@@ -1,174 +1,193 @@
 """`make bench`: conversion wall time and peak memory on this machine, beside the floor (loading
-and saving the same weights in the target framework), written as a table into README.md.
+and saving the same weights in the target framework) and the peers (onnx2torch, onnx2tf), written
+as a table into README.md.
 
 Networks: VGG-16 (138M parameters), ResNet-50, MobileNetV2 (depthwise), hand-written in PyTorch
 (irbridge.models.torch_classics, seeded weights) and taken from keras.applications (weights=None);
 Caffe: AlexNet from ../shared/data/caffe with a seeded caffemodel. Every measurement is a fresh
-process (time inside it, peak RSS = its VmHWM, baseline = the same process before the work).
+process (benchmarks/_measure.py).
 
-    .venv/bin/python benchmarks/conversions.py [--nets vgg16,resnet50,mobilenet_v2] [--no-readme]
+ONNX sources: the dynamo export (opset 18) that `irbridge convert module --to onnx` writes, and
+the TorchScript export at opset 13 (`torch.onnx.export(dynamo=False)`), which onnx2torch reads
+(it has no converter for opset 18's ReduceMean). irbridge and the peer get the same file.
 
-Peers (onnx2torch, onnx2tf) are not measured yet: their column says so.
+Peers run in their own virtual environments (`make peers`: .venv-peers/onnx2torch with torch
+2.14.1 + torchvision 0.29.1, .venv-peers/onnx2tf with onnx2tf's own pins), under a memory cap;
+their deliverable is saved as irbridge's is (onnx2torch: `torch.save` of the module; onnx2tf: its
+default SavedModel + .tflite files, plus a .keras file for the Keras rows). onnx2tf fetches a
+calibration sample at run time; offline, a random array saved under that name stands in.
+
+    .venv/bin/python benchmarks/conversions.py [--nets vgg16,resnet50,mobilenet_v2] [--no-peers]
+        [--cap-gb 16] [--no-readme]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+import numpy as np
+from _measure import ROOT, fmt, machine, measure, write_readme_section
+
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-
-PROBE = """
-import os, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-def _rss(key):
-    return int(open("/proc/self/status").read().split(key + ":")[1].split()[0]) * 1024
-{setup}
-base = _rss("VmRSS")
-t = time.perf_counter()
-{body}
-print("RESULT", time.perf_counter() - t, _rss("VmHWM") - base, flush=True)
-"""
-
 KERAS_APPS = {"vgg16": "VGG16", "resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2"}
+PEERS = {"onnx2torch": ROOT / ".venv-peers" / "onnx2torch" / "bin" / "python",
+         "onnx2tf": ROOT / ".venv-peers" / "onnx2tf" / "bin" / "python"}
+CALIBRATION = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
-
-def measure(setup: str, body: str) -> tuple[float, int] | str:
-    code = PROBE.format(setup=setup, body=body)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
-    if proc.returncode or line is None:
-        if proc.returncode in (-9, 137):
-            return "failed: killed (out of memory)"
-        said = [ln for ln in proc.stderr.strip().splitlines() if ln and not re.match(r"^[IWE]\d{4} |WARNING: All", ln)]
-        return f"failed: {(said or ['?'])[-1][:80]}"
-    _, seconds, peak = line.split()
-    return float(seconds), int(peak)
+# frameworks are imported before the clock starts, for irbridge as for the floor and the peers
+PRE = {"torch": "import irbridge, torch, onnxruntime, onnxscript",
+       "keras": "import irbridge, tensorflow, keras, onnxruntime, onnxscript, irbridge.keras_layers",
+       "tf": "import irbridge, tensorflow, keras, onnxruntime, onnxscript, irbridge.keras_layers"}
+SUFFIX = {"torch": "_t", "keras": ".keras", "tf": "_tf"}
+FLOORS = {
+    "torch": lambda out: ("import safetensors.torch as st",
+                          f"st.save_file(st.load_file('{out}_t/weights.safetensors'), '{out}_floor.safetensors')"),
+    "keras": lambda out: ("import keras, irbridge.keras_layers",
+                          f"keras.saving.load_model('{out}.keras').save('{out}_floor.keras')"),
+    "tf": lambda out: ("import tensorflow as tf", f"tf.saved_model.save(tf.saved_model.load('{out}_tf'), '{out}_floor_tf')"),
+}
 
 
 def prepare(d: Path, net: str) -> dict[str, Path]:
-    """The net as an ONNX file, a .keras file and PyTorch weights, written once."""
-    files = {"onnx": d / f"{net}.onnx", "keras": d / f"{net}.keras"}
-    if not files["onnx"].exists():
-        code = (f"import irbridge; from irbridge.models.torch_classics import CLASSICS; "
-                f"irbridge.convert(CLASSICS['{net}'](), 'onnx', '{files['onnx']}', inputs={{'x': (1, 3, 224, 224)}})")
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
-    if not files["keras"].exists():
-        code = (f"import keras; keras.utils.set_random_seed(0); "
-                f"keras.applications.{KERAS_APPS[net]}(weights=None).save('{files['keras']}')")
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    """The net as ONNX files (opset 18 by irbridge, opset 13 by TorchScript) and a .keras file."""
+    files = {"onnx": d / f"{net}.onnx", "onnx13": d / f"{net}_op13.onnx", "keras": d / f"{net}.keras"}
+    make = {
+        "onnx": (f"import irbridge; from irbridge.models.torch_classics import classic; "
+                 f"irbridge.convert(classic('{net}'), 'onnx', '{files['onnx']}', inputs={{'x': (1, 3, 224, 224)}})"),
+        "onnx13": (f"import torch, warnings; warnings.simplefilter('ignore'); "
+                   f"from irbridge.models.torch_classics import classic; "
+                   f"torch.onnx.export(classic('{net}'), (torch.randn(1, 3, 224, 224),), '{files['onnx13']}', "
+                   f"dynamo=False, opset_version=13, input_names=['x'])"),
+        "keras": (f"import keras; keras.utils.set_random_seed(0); "
+                  f"keras.applications.{KERAS_APPS[net]}(weights=None).save('{files['keras']}')"),
+    }
+    for key, code in make.items():
+        if not files[key].exists():
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
     return files
 
 
-def rows_for(d: Path, net: str) -> list[dict]:
+def peer(name: str, target: str, src: Path, out: Path, cap: int):
+    """The peer's own conversion of `src`, in its environment; or why it could not run."""
+    python = PEERS[name]
+    if not python.exists():
+        return f"{name}: not installed (make peers)"
+    if name == "onnx2torch":
+        got = measure("import onnx2torch, torch, onnx", f"torch.save(onnx2torch.convert('{src}'), '{out}_o2t.pt')",
+                      python=python, cap_bytes=cap)
+    else:
+        work = out.parent / "onnx2tf"
+        work.mkdir(exist_ok=True)
+        if not (work / CALIBRATION).exists():
+            np.save(work / CALIBRATION, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+        keras_v3 = ", output_keras_v3=True" if target == "keras" else ""
+        got = measure("import onnx2tf, tensorflow",
+                      f"onnx2tf.convert(input_onnx_file_path='{src}', output_folder_path='{out}_o2tf_{target}', "
+                      f"non_verbose=True{keras_v3})", python=python, cwd=work, cap_bytes=cap)
+    return got if isinstance(got, tuple) else f"{name}: {got}"
+
+
+def rows_for(d: Path, net: str, peers: bool, cap: int) -> list[dict]:
     f = prepare(d, net)
     out = d / "out"
-    # frameworks are imported before the clock starts, for irbridge as for the floor
-    pre = {"torch": "import irbridge, torch, onnxruntime, onnxscript",
-           "keras": "import irbridge, tensorflow, keras, onnxruntime, onnxscript, irbridge.keras_layers",
-           "tf": "import irbridge, tensorflow, keras, onnxruntime, onnxscript, irbridge.keras_layers"}
+    weights = sum(t.nbytes for t in _initializers(f["onnx"]))
     rows = []
 
-    def row(what, setup, body, floor_setup=None, floor_body=None):
-        got = measure(setup, body)
-        floor = measure(floor_setup, floor_body) if floor_body else None
-        rows.append({"net": net, "conversion": what, "result": got, "floor": floor})
+    def row(what, setup, body, floor=None, peer_result=None):
+        rows.append({"net": net, "weights": weights, "conversion": what, "result": measure(setup, body),
+                     "unchecked": measure(setup, body[:-1] + ", check=False)"),
+                     "floor": measure(*floor) if floor else None, "peer": peer_result})
 
-    for target, suffix in (("torch", "_t"), ("keras", ".keras"), ("tf", "_tf")):
-        row(f"ONNX -> {target}", pre[target], f"irbridge.convert('{f['onnx']}', '{target}', '{out}{suffix}')",
-            *FLOORS[target](out, suffix))
-    row("PyTorch -> ONNX", f"{pre['torch']}; from irbridge.models.torch_classics import CLASSICS; m = CLASSICS['{net}']()",
+    for target in ("torch", "keras", "tf"):
+        name = "onnx2torch" if target == "torch" else "onnx2tf"
+        row(f"ONNX (opset 18) -> {target}", PRE[target],
+            f"irbridge.convert('{f['onnx']}', '{target}', '{out}{SUFFIX[target]}')", FLOORS[target](out),
+            peer(name, target, f["onnx"], out, cap) if peers else None)
+    row("ONNX (opset 13) -> torch", PRE["torch"], f"irbridge.convert('{f['onnx13']}', 'torch', '{out}13_t')",
+        FLOORS["torch"](out), peer("onnx2torch", "torch", f["onnx13"], out, cap) if peers else None)
+    row("PyTorch -> ONNX", f"{PRE['torch']}; from irbridge.models.torch_classics import classic; m = classic('{net}')",
         f"irbridge.convert(m, 'onnx', '{out}.onnx', inputs={{'x': (1, 3, 224, 224)}})",
-        "import onnx", f"onnx.save(onnx.load('{f['onnx']}'), '{out}_floor.onnx')")
-    row("Keras -> ONNX", pre["keras"] + ", tf2onnx", f"irbridge.convert('{f['keras']}', 'onnx', '{out}_k.onnx')",
-        "import keras", f"keras.saving.load_model('{f['keras']}').save('{out}_floor.keras')")
+        ("import onnx", f"onnx.save(onnx.load('{f['onnx']}'), '{out}_floor.onnx')"))
+    row("Keras -> ONNX", PRE["keras"] + ", tf2onnx", f"irbridge.convert('{f['keras']}', 'onnx', '{out}_k.onnx')",
+        ("import keras", f"keras.saving.load_model('{f['keras']}').save('{out}_floor.keras')"))
     return rows
 
 
-FLOORS = {
-    "torch": lambda out, s: ("import safetensors.torch as st",
-                             f"st.save_file(st.load_file('{out}{s}/weights.safetensors'), '{out}_floor.safetensors')"),
-    "keras": lambda out, s: ("import keras, irbridge.keras_layers",
-                             f"keras.saving.load_model('{out}{s}').save('{out}_floor.keras')"),
-    "tf": lambda out, s: ("import tensorflow as tf", f"tf.saved_model.save(tf.saved_model.load('{out}{s}'), '{out}_floor_tf')"),
-}
+def _initializers(path: Path):
+    import onnx
+
+    return [np.frombuffer(t.raw_data, np.uint8) for t in onnx.load(path).graph.initializer]
 
 
 def caffe_rows(d: Path) -> list[dict]:
     setup = ("from irbridge.models.caffe_zoo import SHARED, write_caffemodel; import irbridge, onnxruntime, onnxscript; "
              f"p = SHARED / 'bvlc_alexnet_deploy.prototxt'; w = '{d}/alexnet.caffemodel'; "
              "import os; os.path.exists(w) or write_caffemodel(p, w)")
-    got = measure(setup, f"irbridge.convert(p, 'onnx', '{d}/alexnet.onnx', weights=w)")
-    return [{"net": "alexnet (caffe)", "conversion": "Caffe -> ONNX", "result": got, "floor": None}]
+    body = f"irbridge.convert(p, 'onnx', '{d}/alexnet.onnx', weights=w)"
+    result, unchecked = measure(setup, body), measure(setup, body[:-1] + ", check=False)")
+    weights = (d / "alexnet.caffemodel").stat().st_size  # the blobs, and a few KB of layer definitions
+    return [{"net": "alexnet (caffe)", "weights": weights, "conversion": "Caffe -> ONNX", "result": result,
+             "unchecked": unchecked, "floor": None, "peer": None}]
 
 
-def fmt(x) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, str):
-        return x
-    seconds, peak = x
-    return f"{seconds:.1f} s, {peak / 2**20:,.0f} MB"
+def ratio(a, b) -> str:
+    if isinstance(a, tuple) and isinstance(b, tuple) and b[0] > 0:
+        return f"{a[0] / b[0]:.2f}x"
+    return "—"
+
+
+def memory(r) -> str:
+    return f"{r['result'][1] / r['weights']:.1f}x" if isinstance(r["result"], tuple) else "—"
 
 
 def table(rows: list[dict]) -> str:
-    import numpy
     import onnx
     import onnxruntime
 
-    versions = {"python": platform.python_version(), "numpy": numpy.__version__, "onnx": onnx.__version__,
-                "onnxruntime": onnxruntime.__version__}
+    versions = {"numpy": np.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
     for mod in ("torch", "tensorflow", "keras"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
             pass
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    mem = int(open("/proc/meminfo").read().split("MemTotal:")[1].split()[0]) // 2**20
-    lines = [f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} cores of {cpu}, {mem} GiB; "
-             + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
-             "Each cell: wall time and peak memory above the process's baseline (checked conversions; the "
-             "frameworks imported before the clock starts). Floor: loading and saving the same weights in the "
-             "target framework. Peers: not measured yet.", "",
-             "| net | conversion | irbridge | floor (load + save) | ratio | peer |", "|---|---|---|---|---|---|"]
+    lines = [machine(versions),
+             "Cells: wall time and peak memory above the process's baseline (the frameworks imported before "
+             "the clock starts). *checked*: the default (the export run against onnxruntime before anything is "
+             "written); *unchecked*: `--no-check`. Floor: loading and saving the same weights in the target "
+             "framework. Peers in their own environments, capped at the memory shown below; the ratios divide "
+             "irbridge's checked time. RSS/weights: checked peak over the weights' size.", "",
+             "| net | conversion | irbridge checked | unchecked | RSS/weights | floor (load + save) | ÷ floor | "
+             "peer | ÷ peer |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = "—"
-        if isinstance(r["result"], tuple) and isinstance(r["floor"], tuple) and r["floor"][0] > 0:
-            ratio = f"{r['result'][0] / r['floor'][0]:.1f}x"
-        lines.append(f"| {r['net']} | {r['conversion']} | {fmt(r['result'])} | {fmt(r['floor'])} | {ratio} | "
-                     "not measured yet |")
+        lines.append(f"| {r['net']} | {r['conversion']} | {fmt(r['result'])} | {fmt(r['unchecked'])} | {memory(r)} | "
+                     f"{fmt(r['floor'])} | {ratio(r['result'], r['floor'])} | {fmt(r['peer'])} | "
+                     f"{ratio(r['result'], r['peer'])} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nets", default="vgg16,resnet50,mobilenet_v2")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--cap-gb", type=float, default=16)
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args()
+    cap = int(args.cap_gb * 2**30)
     with tempfile.TemporaryDirectory(prefix="irbridge-bench-") as tmp:
         rows = []
         for net in args.nets.split(","):
-            rows += rows_for(Path(tmp), net)
-            print(json.dumps(rows[-5:], default=str), file=sys.stderr)
+            rows += rows_for(Path(tmp), net, not args.no_peers, cap)
+            print(json.dumps(rows[-6:], default=str), file=sys.stderr)
         rows += caffe_rows(Path(tmp))
-    text = table(rows)
+    text = table(rows) + f"\n\nPeer memory cap: {args.cap_gb:.0f} GB."
     print(text)
     if not args.no_readme:
-        readme = README.read_text()
-        if START in readme:
-            readme = re.sub(f"{re.escape(START)}.*?{re.escape(END)}", f"{START}\n{text}\n{END}", readme, flags=re.S)
-            README.write_text(readme)
+        write_readme_section(START, END, text)
 
 
 if __name__ == "__main__":
