@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--nets", default="vgg16,resnet50,mobilenet_v2")
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--targets", default="torch,keras")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)

@@ -44,6 +44,7 @@ def register(name: str, description: str | None = None):
 DEFAULT_PIPELINE: list[str] = [
     "fold-weight-layout",  # before fold-constants, which would fold the same ops but drop the marks
     "fold-kernel-flip",  # likewise: bakes Theano's kernel flips into the weights
+    "recover-batchnorm",  # before fold-constants, which would merge Keras's statistics into two vectors
     "fold-constants",  # materialises weight fills and shape arithmetic as initializers
     "cancel-transposes",  # after folding, so constant operands can be permuted to match
     "eliminate-identity",  # folding and Dropout-free graphs leave Identity chains behind
@@ -121,5 +122,6 @@ def _load_all() -> None:
         fold_kernel_flip,
         fold_weight_layout,
         merge_affine_into_batchnorm,
+        recover_batchnorm,
         to_nhwc,
     )

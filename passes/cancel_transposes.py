@@ -65,6 +65,8 @@ def _step(graph: ir.Graph, t: ir.Node) -> bool:
     x, out = t.inputs[0], t.outputs[0]
     if perm == sorted(perm):  # identity transpose
         return _bypass(graph, t, x)
+    if _compose_transposed_readers(graph, perm, x, out):
+        return True
     reader = single_reader(out)
     if reader is None:
         return False
@@ -90,12 +92,39 @@ def _step(graph: ir.Graph, t: ir.Node) -> bool:
     if op in ("Softmax", "LogSoftmax") and reader.inputs[0] is out:
         axis = reader.attributes.get_int("axis", -1) % len(perm)
         return _sink(graph, t, reader, [x], {"axis": perm[axis]})
-    if op in REDUCE and reader.inputs[0] is out and reader.attributes.get_int("keepdims", 1):
-        return _sink_reduce(graph, t, reader, perm)
+    if op in REDUCE and reader.inputs[0] is out:
+        if reader.attributes.get_int("keepdims", 1):
+            return _sink_reduce(graph, t, reader, perm)
+        return _into_reduce(graph, t, reader, perm)
     if op == "Pad" and reader.inputs[0] is out:
         return _sink_pad(graph, t, reader, perm)
     if op in ("Flatten", "Reshape"):
         return _into_dense_weights(graph, t, reader, perm)
+    return False
+
+
+def _compose_transposed_readers(graph: ir.Graph, perm: list[int], x: ir.Value, out: ir.Value) -> bool:
+    """A Transpose read by several nodes, some of them Transposes: those read x directly with
+    the composed permutation (or none), so that the rest can sink the first one.
+
+        before:  x -> T1 -> {Add, T2 -> Conv}     (T2 undoes T1)
+        after:   x -> T1 -> Add;  x -> Conv
+    """
+    readers = [u.node for u in out.uses()]
+    if len(readers) < 2:
+        return False
+    for r in readers:
+        p2 = _perm(r) if r.op_type == "Transpose" and r.domain == "" else None
+        if p2 is None:
+            continue
+        combined = [perm[i] for i in p2]
+        if combined != sorted(combined):
+            return _replace(graph, r, [r], "Transpose", [x], {"perm": combined})
+        if r.outputs[0].is_graph_output():
+            return _replace(graph, r, [r], "Identity", [x], {})
+        r.outputs[0].replace_all_uses_with(x)
+        graph.remove(r, safe=True)
+        return True
     return False
 
 
@@ -180,6 +209,31 @@ def _sink_reduce(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
     if axes is None:  # all axes: the layout does not matter
         return _sink(graph, t, reader, [t.inputs[0]], {})
     return _sink(graph, t, reader, [t.inputs[0]], {"axes": [perm[int(a) % rank] for a in axes]})
+
+
+def _into_reduce(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
+    """Reduce(T(x), keepdims=0) -> Reduce(x) when the kept axes stay in order (global pooling:
+    ReduceMean(T(x, NCHW->NHWC), axes=[1, 2]) is ReduceMean(x, axes=[2, 3]), both (N, C))."""
+    rank = len(perm)
+    if len(reader.inputs) > 1 and reader.inputs[1] is not None:
+        axes = const(reader.inputs[1])
+    else:
+        axes = reader.attributes.get_ints("axes", None)
+    if axes is None:
+        return False
+    axes = {int(a) % rank for a in np.asarray(axes).reshape(-1)}
+    kept = [perm[i] for i in range(rank) if i not in axes]
+    if kept != sorted(kept):
+        return False
+    new_axes = np.array(sorted(perm[a] for a in axes), np.int64)
+    if len(reader.inputs) > 1 and reader.inputs[1] is not None:
+        reader.replace_input_with(1, add_initializer(graph, f"{reader.name}_axes", new_axes))
+    else:
+        reader.attributes["axes"] = ir.convenience.convert_attribute("axes", [int(a) for a in new_axes])
+    reader.replace_input_with(0, t.inputs[0])
+    if not t.outputs[0].uses() and not t.outputs[0].is_graph_output():
+        graph.remove(t, safe=True)
+    return True
 
 
 def _sink_pad(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:

@@ -1,8 +1,19 @@
 """Keras 3 importer: a keras.Model or a .keras file -> ONNX through tf2onnx.
 
-Provenance comes back from tf2onnx's node names (`functional_1/conv1_1/convolution` is layer
-`conv1`); nodes tf2onnx adds on its own (layout Transposes, shape arithmetic) take the layer
-of the node they feed. The imported graph is checked against Keras itself on seeded inputs.
+The weights do not go through tf2onnx. The model is traced as a function of its inputs *and*
+its weights (`model.stateless_call`), so that tf2onnx converts the architecture alone, with each
+weight a graph input; those inputs then become initializers holding the Keras variables' values.
+Freezing the weights into the TF graph instead (`tf2onnx.convert.from_keras`) copies them at
+every step of TF's and tf2onnx's optimizers: ResNet-50 (100 MB of weights) peaked at 6.9 GB and
+took 23 s, VGG-16 ran out of 24 GB; this way ResNet-50 converts in 7 s, 150 MB above baseline.
+
+    before (from_keras):  Conv(x, Constant<HWIO kernel, frozen copy>) ...
+    after:                Conv(x, Transpose(block1_conv1.kernel)) ...   (a graph input, then an
+                          initializer; fold-constants turns the Transpose into an OIHW weight)
+
+Provenance comes back from tf2onnx's node names (`conv1_1/convolution` is layer `conv1`);
+nodes tf2onnx adds on its own (layout Transposes, shape arithmetic) take the layer of the node
+they feed. The imported graph is checked against Keras itself on seeded inputs.
 """
 
 from __future__ import annotations
@@ -32,14 +43,72 @@ def load(source, weights=None, inputs=None, trust_code: bool = False) -> ir.Mode
             km = _as_functional(km, keras)
         specs = _input_specs(km, inputs, tf)
         try:
-            proto, _ = tf2onnx.convert.from_keras(km, input_signature=specs, opset=tf2onnx_opset())
+            model = _convert_without_weights(km, specs, tf, tf2onnx)
         except Exception as e:
             raise UnsupportedError(f"tf2onnx could not convert Keras model {km.name!r}: "
                                    f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
-    model = ir.serde.deserialize_model(proto)
     tag_keras_layers(model, {layer.name: type(layer).__name__ for layer in km.layers})
     check_against_keras(model, km, specs)
     return model
+
+
+def _convert_without_weights(km, specs, tf, tf2onnx) -> ir.Model:
+    """tf2onnx on `km` traced with its weights as inputs; then the weights as initializers."""
+    variables = list(km.trainable_variables) + list(km.non_trainable_variables)
+    n_trainable, n_inputs = len(km.trainable_variables), len(specs)
+    names = _weight_names(variables)
+    outputs = _output_names(km)
+
+    def call(*args):
+        xs, weights = args[:n_inputs], args[n_inputs:]
+        y, _ = km.stateless_call(list(weights[:n_trainable]), list(weights[n_trainable:]),
+                                 xs[0] if n_inputs == 1 else list(xs), training=False)
+        ys = y if isinstance(y, (list, tuple)) else [y]
+        return dict(zip(outputs, ys))
+
+    weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=name) for v, name in zip(variables, names)]
+    proto, _ = tf2onnx.convert.from_function(tf.function(call), input_signature=list(specs) + weight_specs,
+                                             opset=tf2onnx_opset())
+    model = ir.serde.deserialize_model(proto)
+    del proto
+    graph = model.graph
+    by_name = {v.name: v for v in graph.inputs}
+    for v, name in zip(variables, names):
+        value = by_name.get(name)
+        if value is None:  # a weight the inference graph never reads (e.g. a seed generator's state)
+            continue
+        graph.inputs.remove(value)
+        value.const_value = ir.Tensor(np.asarray(v.numpy()), name=name)
+        graph.register_initializer(value)
+    order = {name: i for i, name in enumerate(outputs)}  # TF returns a dict's entries sorted by key
+    ordered = sorted(graph.outputs, key=lambda o: order.get(o.name, len(order)))
+    graph.outputs.clear()
+    graph.outputs.extend(ordered)
+    return model
+
+
+def _weight_names(variables) -> list[str]:
+    """TF-legal, unique input names after the variables' paths: `block1_conv1/kernel` ->
+    `block1_conv1.kernel`."""
+    names, seen = [], set()
+    for i, v in enumerate(variables):
+        base = re.sub(r"[^A-Za-z0-9_.\-]", ".", getattr(v, "path", None) or v.name or f"weight_{i}").strip(".")
+        base = base if re.match(r"[A-Za-z0-9.]", base or "") else f"w.{base}"
+        name, k = base, 1
+        while name in seen:
+            k += 1
+            name = f"{base}.{k}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _output_names(km) -> list[str]:
+    names = list(getattr(km, "output_names", None) or [])
+    if not names:
+        outs = km.outputs if isinstance(km.outputs, (list, tuple)) else [km.outputs]
+        names = [getattr(o, "name", f"output_{i}").split(":")[0] for i, o in enumerate(outs)]
+    return names
 
 
 def _load_file(path: str, trust_code: bool):
@@ -105,7 +174,7 @@ def tag_keras_layers(model: ir.Model, layers: dict[str, str]) -> None:
 
 
 def _layer_of(node_name: str, layers: dict[str, str]) -> str | None:
-    for part in node_name.split("/")[1:] or node_name.split("/"):
+    for part in node_name.split("/"):
         if part in layers:
             return part
         stripped = re.sub(r"_\d+$", "", part)  # Keras 3 scopes layer `conv1` as `conv1_1`

@@ -145,3 +145,43 @@ def test_transposes_stop_at_channels_first_ops():
     assert not passes.get("cancel-transposes")(m).modified
     feeds = {"x": rng.standard_normal((1, 4, 4, 3)).astype(np.float32)}
     assert ort_run(m, feeds)[0].shape == (1, 3, 3, 3)
+
+
+def test_a_transpose_read_by_its_inverse_and_another_op_cancels_both_ways():
+    """Keras residual blocks without tf2onnx's optimizer: x -> T -> {Add, T^-1 -> Relu}."""
+    rng = np.random.default_rng(3)
+    nhwc, inverse = [0, 2, 3, 1], [0, 3, 1, 2]
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=nhwc),
+             helper.make_node("Transpose", ["z"], ["zt"], perm=nhwc),
+             helper.make_node("Add", ["t", "zt"], ["a"]),
+             helper.make_node("Transpose", ["a"], ["y1"], perm=inverse),
+             helper.make_node("Transpose", ["t"], ["back"], perm=inverse),
+             helper.make_node("Relu", ["back"], ["y2"])]
+    shape = [1, 3, 4, 5]
+    model = make_model(nodes, [helper.make_tensor_value_info(n, F, shape) for n in ("x", "z")],
+                       [helper.make_tensor_value_info(n, F, None) for n in ("y1", "y2")])
+    m = irbridge.load(model)
+    feeds = {n: rng.standard_normal(shape).astype(np.float32) for n in ("x", "z")}
+    ref = ort_run(m, feeds)
+    passes.run(m, ["cancel-transposes", "remove-unused"])
+    assert "Transpose" not in [n.op_type for n in m.graph]
+    for got, want in zip(ort_run(m, feeds), ref):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_global_pooling_reads_the_untransposed_input():
+    """ReduceMean(T(x, NCHW->NHWC), axes=[1, 2], keepdims=0) is ReduceMean(x, axes=[2, 3]); a
+    reduction whose kept axes would change order keeps its Transpose."""
+    rng = np.random.default_rng(4)
+    for axes, transposes_left in (([1, 2], 0), ([1], 1)):
+        nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+                 helper.make_node("ReduceMean", ["t", "axes"], ["y"], keepdims=0)]
+        model = make_model(nodes, [helper.make_tensor_value_info("x", F, [2, 3, 4, 5])],
+                           [helper.make_tensor_value_info("y", F, None)],
+                           [numpy_helper.from_array(np.array(axes, np.int64), "axes")])
+        m = irbridge.load(model)
+        feeds = {"x": rng.standard_normal((2, 3, 4, 5)).astype(np.float32)}
+        ref = ort_run(m, feeds)[0]
+        passes.run(m, ["cancel-transposes", "remove-unused"])
+        assert [n.op_type for n in m.graph].count("Transpose") == transposes_left
+        assert_close(ort_run(m, feeds)[0], ref)
