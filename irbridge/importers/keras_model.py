@@ -18,6 +18,7 @@ they feed. The imported graph is checked against Keras itself on seeded inputs.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 
@@ -58,13 +59,16 @@ def _convert_without_weights(km, specs, tf, tf2onnx) -> ir.Model:
     n_trainable, n_inputs = len(km.trainable_variables), len(specs)
     names = _weight_names(variables)
     outputs = _output_names(km)
+    params = inspect.signature(km.call).parameters
+    mode = {"training": False} if "training" in params or any(
+        p.kind == p.VAR_KEYWORD for p in params.values()) else {}  # as Keras's own __call__ decides
 
     def call(*args):
         xs, weights = args[:n_inputs], args[n_inputs:]
         y, _ = km.stateless_call(list(weights[:n_trainable]), list(weights[n_trainable:]),
-                                 xs[0] if n_inputs == 1 else list(xs), training=False)
+                                 xs[0] if n_inputs == 1 else list(xs), **mode)
         ys = y if isinstance(y, (list, tuple)) else [y]
-        return dict(zip(outputs, ys))
+        return dict(zip(outputs, ys)) if len(outputs) == len(ys) else y
 
     weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=name) for v, name in zip(variables, names)]
     proto, _ = tf2onnx.convert.from_function(tf.function(call), input_signature=list(specs) + weight_specs,
@@ -104,10 +108,15 @@ def _weight_names(variables) -> list[str]:
 
 
 def _output_names(km) -> list[str]:
-    names = list(getattr(km, "output_names", None) or [])
-    if not names:
-        outs = km.outputs if isinstance(km.outputs, (list, tuple)) else [km.outputs]
-        names = [getattr(o, "name", f"output_{i}").split(":")[0] for i, o in enumerate(outs)]
+    """The model's output names, as Keras knows them (none for a subclassed model: tf2onnx
+    names its outputs then)."""
+    try:
+        names = list(getattr(km, "output_names", None) or [])
+        if not names:
+            outs = km.outputs if isinstance(km.outputs, (list, tuple)) else [km.outputs]
+            names = [getattr(o, "name", f"output_{i}").split(":")[0] for i, o in enumerate(outs)]
+    except (AttributeError, ValueError):
+        return []
     return names
 
 
