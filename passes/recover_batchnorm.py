@@ -31,6 +31,8 @@ class RecoverBatchNorm(ir.passes.InPlacePass):
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
+        if not any(n.op_type == "Reciprocal" for n in model.graph):  # no 1/sqrt(var + eps): nothing to do
+            return ir.passes.PassResult(model, False)
         common.ShapeInferencePass()(model)  # the statistics' shapes tell the channel axis
         modified = False
         for node in list(model.graph):
