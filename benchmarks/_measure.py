@@ -49,7 +49,7 @@ def measure(setup: str, body: str, *, python: str | os.PathLike = sys.executable
             return "failed: killed (out of memory)"
         said = [ln for ln in err.strip().splitlines()
                 if ln.strip() and not re.match(r"^[IWE]\d{4} |WARNING|\s*warnings.warn|.*Warning:", ln)]
-        return f"failed: {(said or [f'exit {proc.returncode}'])[-1].strip()[:90]}"
+        return f"failed: {(said or [f'exit {proc.returncode}'])[-1].strip()[:200]}"
     _, seconds, peak = line.split()
     return float(seconds), int(peak)
 
@@ -82,7 +82,7 @@ def fmt(x) -> str:
     if x is None:
         return "—"
     if isinstance(x, str):
-        return x
+        return x.replace("|", "/")
     seconds, peak = x
     return f"{seconds:.1f} s, {peak / 2**20:,.0f} MB"
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -89,7 +90,12 @@ def peer(name: str, target: str, src: Path, out: Path, cap: int):
         got = measure("import onnx2tf, tensorflow",
                       f"onnx2tf.convert(input_onnx_file_path='{src}', output_folder_path='{out}_o2tf_{target}', "
                       f"non_verbose=True{keras_v3})", python=python, cwd=work, cap_bytes=cap)
-    return got if isinstance(got, tuple) else f"{name}: {got}"
+    if isinstance(got, tuple):
+        return got
+    missing = re.search(r"operation_type='(\w+)', version=(\d+)", got)  # onnx2torch's own words, shortened
+    if missing:
+        got = f"failed: no converter for {missing.group(1)} at opset {missing.group(2)}"
+    return f"{name}: {got}"
 
 
 def rows_for(d: Path, net: str, peers: bool, cap: int) -> list[dict]:
@@ -136,13 +142,18 @@ def caffe_rows(d: Path) -> list[dict]:
 
 
 def ratio(a, b) -> str:
-    if isinstance(a, tuple) and isinstance(b, tuple) and b[0] > 0:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and b[0] > 0:
         return f"{a[0] / b[0]:.2f}x"
     return "—"
 
 
 def memory(r) -> str:
-    return f"{r['result'][1] / r['weights']:.1f}x" if isinstance(r["result"], tuple) else "—"
+    """Peak over the weights' size, and over the floor's own peak (the framework holding them)."""
+    got, floor = r["result"], r["floor"]
+    if not isinstance(got, (tuple, list)):
+        return "—"
+    over_floor = f" / {got[1] / floor[1]:.1f}x" if isinstance(floor, (tuple, list)) and floor[1] > 0 else ""
+    return f"{got[1] / r['weights']:.1f}x{over_floor}"
 
 
 def table(rows: list[dict]) -> str:
@@ -160,8 +171,9 @@ def table(rows: list[dict]) -> str:
              "the clock starts). *checked*: the default (the export run against onnxruntime before anything is "
              "written); *unchecked*: `--no-check`. Floor: loading and saving the same weights in the target "
              "framework. Peers in their own environments, capped at the memory shown below; the ratios divide "
-             "irbridge's checked time. RSS/weights: checked peak over the weights' size.", "",
-             "| net | conversion | irbridge checked | unchecked | RSS/weights | floor (load + save) | ÷ floor | "
+             "irbridge's checked time. Memory: the checked peak over the weights' size / over the floor's "
+             "peak.", "",
+             "| net | conversion | irbridge checked | unchecked | memory | floor (load + save) | ÷ floor | "
              "peer | ÷ peer |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['net']} | {r['conversion']} | {fmt(r['result'])} | {fmt(r['unchecked'])} | {memory(r)} | "
