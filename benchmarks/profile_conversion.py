@@ -66,7 +66,7 @@ def main() -> None:
         import irbridge.keras_layers  # noqa: F401
     with tempfile.TemporaryDirectory(prefix="irbridge-profile-") as tmp:
         src, inputs = source(Path(tmp), args.net, args.source)
-        out = Path(tmp) / ("out.onnx" if args.to == "onnx" else f"out_{args.to}")
+        out = Path(tmp) / {"onnx": "out.onnx", "keras": "out.keras"}.get(args.to, f"out_{args.to}")
         profile = cProfile.Profile()
         t = time.perf_counter()
         profile.enable()

@@ -150,13 +150,14 @@ def flattened_dense(flat: ir.Node):
     return fc, w, bool(fc.op_type == "Gemm" and fc.attributes.get_int("transB", 0))
 
 
-def flatten_order(shape, q) -> np.ndarray:
-    """For each element of flatten(x.transpose(q)), its index in flatten(x) (x: `shape`)."""
-    return np.arange(int(np.prod(shape))).reshape(shape).transpose(q).reshape(-1)
-
-
 def reorder_dense_inputs(graph: ir.Graph, fc: ir.Node, w: np.ndarray, trans_b: bool,
-                         order: np.ndarray, suffix: str) -> None:
-    """The FC's input k now reads what its input order[k] read: permute W's input axis."""
-    new_w = w[:, order] if trans_b else w[order, :]
+                         shape, q, suffix: str) -> None:
+    """The FC now reads flatten(x.transpose(q)) where it read flatten(x) (x: `shape`): permute W's
+    input axis to match, as a transpose of its (shape)-shaped view: one copy (VGG-16's fc6, 411 MB:
+    0.4 s, where gathering columns by an index array and copying again took 3.5 s)."""
+    shape, q = [int(d) for d in shape], [int(a) for a in q]
+    if trans_b:  # W is (out, in)
+        new_w = w.reshape(w.shape[0], *shape).transpose(0, *(a + 1 for a in q)).reshape(w.shape[0], -1)
+    else:  # W is (in, out)
+        new_w = w.reshape(*shape, w.shape[1]).transpose(*q, len(shape)).reshape(-1, w.shape[1])
     fc.replace_input_with(1, reuse_or_add(graph, fc.inputs[1], new_w, fc, suffix))

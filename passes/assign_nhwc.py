@@ -7,7 +7,7 @@ import onnx_ir as ir
 from irbridge.provenance import copy_provenance
 
 from . import register
-from ._weights import const, flatten_order, flattened_dense, reorder_dense_inputs
+from ._weights import const, flattened_dense, reorder_dense_inputs
 from .cancel_transposes import BINARY_ELEMENTWISE, REDUCE, UNARY
 
 PHYSICAL = "irbridge.physical"  # value metadata: how a channels-last target holds the value
@@ -114,8 +114,7 @@ def _flatten_into_dense(graph: ir.Graph, flat: ir.Node) -> bool:
         return False
     fc, w, trans_b = dense
     # the FC used to read flatten(x); now it reads flatten(x.transpose(perm)), the held order
-    reorder_dense_inputs(graph, fc, w, trans_b, flatten_order(list(x.shape[1:]), [p - 1 for p in perm[1:]]),
-                         "hwc_order")
+    reorder_dense_inputs(graph, fc, w, trans_b, list(x.shape[1:]), [p - 1 for p in perm[1:]], "hwc_order")
     t = ir.node("Transpose", [x], {"perm": list(perm)}, name=f"{flat.name}_hwc_order")
     copy_provenance(flat, t)
     graph.insert_before(flat, t)

@@ -13,7 +13,6 @@ from ._weights import (
     UNARY_ELEMENTWISE,
     add_initializer,
     const,
-    flatten_order,
     flattened_dense,
     reorder_dense_inputs,
     reuse_or_add,
@@ -256,8 +255,8 @@ def _into_dense_weights(graph, t: ir.Node, flat: ir.Node, perm: list[int]) -> bo
         return False
     fc, w, trans_b = dense
     # the FC used to read flatten(x.transpose(perm)); now it reads flatten(x)
-    order = np.argsort(flatten_order(list(x.shape[1:]), [p - 1 for p in perm[1:]]))
-    reorder_dense_inputs(graph, fc, w, trans_b, order, "flatten_order")
+    q = [p - 1 for p in perm[1:]]  # undone: read in x's order what was read in x.transpose(perm)'s
+    reorder_dense_inputs(graph, fc, w, trans_b, [x.shape[1:][a] for a in q], list(np.argsort(q)), "flatten_order")
     flat.replace_input_with(0, x)
     graph.remove(t, safe=True)
     return True

@@ -70,3 +70,27 @@ def test_layerwise_verification_finds_a_broken_keras_layer():
     layer.set_weights([np.ascontiguousarray(np.swapaxes(kernel, 0, 1)), bias])  # a layout bug
     rep = irbridge.verify(m, km, layerwise=True)
     assert not rep.ok and rep.first_divergence.layer == "fire3/expand3x3"
+
+
+def test_layers_given_weights_keep_their_default_initializers_in_the_config():
+    """Layers are built with zero initializers (no random fill only to overwrite it); the saved
+    config still names Keras's defaults, and the weights are the ONNX model's."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    import irbridge
+    from tests.conftest import make_model
+
+    rng = np.random.default_rng(5)
+    w, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    model = make_model([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                       [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    km = irbridge.export(irbridge.normalize(irbridge.load(model)), "keras", check=False)
+    dense = next(layer for layer in km.layers if layer.weights)
+    config = dense.get_config()
+    assert config["kernel_initializer"]["class_name"] == "GlorotUniform"
+    assert config["bias_initializer"]["class_name"] == "Zeros"
+    np.testing.assert_array_equal(dense.get_weights()[0], w.T)
+    np.testing.assert_array_equal(dense.get_weights()[1], b)
