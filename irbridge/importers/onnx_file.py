@@ -106,18 +106,12 @@ def _initializer(buf, start: int, end: int, path: Path, location: str, mapped: s
         others += buf[key_at:e]
     if len(raw) != 1 or raw[0][1] - raw[0][0] < MAPPED_BYTES or dtype is None:
         return None
-    try:
-        data_type = ir.DataType(dtype)
-    except ValueError:
-        return None
-    if data_type == ir.DataType.STRING or data_type.bitwidth % 8:
-        return None
     offset, stop = raw[0]
-    count = 1
-    for d in dims:
-        count *= d
-    if count * data_type.bitwidth // 8 != stop - offset:
-        raise InputError(f"{path}: initializer {name!r} declares dims {dims} ({count * data_type.bitwidth // 8} "
+    expected = nbytes(dims, dtype)
+    if expected is None:  # strings, sub-byte or unknown types: parsed as they are
+        return None
+    if expected != stop - offset:
+        raise InputError(f"{path}: initializer {name!r} declares dims {dims} ({expected} "
                          f"bytes) but holds {stop - offset}; the file is damaged or crafted.", nodes=[name])
     mapped.add(MappedWeight(location, name, offset, stop - offset))
     others += _VARINT_KEY_DATA_LOCATION + encode_varint(onnx.TensorProto.EXTERNAL)
@@ -125,6 +119,20 @@ def _initializer(buf, start: int, end: int, path: Path, location: str, mapped: s
         entry = onnx.StringStringEntryProto(key=key, value=value).SerializeToString()
         others += field_key(_EXTERNAL_DATA) + encode_varint(len(entry)) + entry
     return others
+
+
+def nbytes(dims, data_type: int) -> int | None:
+    """Bytes a tensor of `dims` and ONNX `data_type` holds (None: strings, sub-byte or unknown types)."""
+    try:
+        dtype = ir.DataType(data_type)
+    except ValueError:
+        return None
+    if dtype == ir.DataType.STRING or dtype.bitwidth % 8:
+        return None
+    count = 1
+    for d in dims:
+        count *= int(d)
+    return count * dtype.bitwidth // 8
 
 
 def _varints(buf, start: int, end: int) -> list[int]:

@@ -9,7 +9,7 @@ import onnx
 import onnx_ir as ir
 
 from ..errors import InputError
-from .onnx_file import MappedWeight, read_onnx
+from .onnx_file import MappedWeight, nbytes, read_onnx
 
 
 def load(source, weights=None, inputs=None) -> ir.Model:
@@ -95,14 +95,7 @@ def _refusal(base: Path, location: str, info: dict, tensor) -> str | None:
 
 
 def _nbytes(tensor) -> int | None:
-    """Bytes the tensor's dims and type need (None for strings and sub-byte types)."""
-    dtype = ir.DataType(tensor.data_type)
-    if dtype == ir.DataType.STRING or dtype.bitwidth % 8:
-        return None
-    count = 1
-    for d in tensor.dims:
-        count *= int(d)
-    return count * dtype.bitwidth // 8
+    return nbytes(tensor.dims, tensor.data_type)
 
 
 def _check_inline(tensor, path: Path) -> None:
