@@ -64,24 +64,12 @@ def _step(graph: ir.Graph, t: ir.Node) -> bool:
     x, out = t.inputs[0], t.outputs[0]
     if perm == sorted(perm):  # identity transpose
         return _bypass(graph, t, x)
-    if _compose_transposed_readers(graph, perm, x, out):
+    if _compose_transposed_readers(graph, t, perm):
         return True
     reader = single_reader(out)
     if reader is None:
         return False
     op = reader.op_type
-    if op == "Transpose" and reader.domain == "":
-        p2 = _perm(reader)
-        if p2 is None:
-            return False
-        combined = [perm[i] for i in p2]
-        if combined == sorted(combined):
-            if reader.outputs[0].is_graph_output():
-                return _replace(graph, reader, [t, reader], "Identity", [x], {})
-            reader.outputs[0].replace_all_uses_with(x)
-            graph.remove([reader, t], safe=True)
-            return True
-        return _replace(graph, reader, [t, reader], "Transpose", [x], {"perm": combined})
     if op in UNARY and reader.inputs[0] is out:
         return _sink(graph, t, reader, [x, *reader.inputs[1:]], {})
     if op in BINARY_ELEMENTWISE:
@@ -102,27 +90,28 @@ def _step(graph: ir.Graph, t: ir.Node) -> bool:
     return False
 
 
-def _compose_transposed_readers(graph: ir.Graph, perm: list[int], x: ir.Value, out: ir.Value) -> bool:
-    """A Transpose read by several nodes, some of them Transposes: those read x directly with
-    the composed permutation (or none), so that the rest can sink the first one.
+def _compose_transposed_readers(graph: ir.Graph, t: ir.Node, perm: list[int]) -> bool:
+    """Transposes reading Transpose t read t's input directly, with the composed permutation (or
+    none); t goes when nothing else reads it, and otherwise can sink through its other readers.
 
         before:  x -> T1 -> {Add, T2 -> Conv}     (T2 undoes T1)
         after:   x -> T1 -> Add;  x -> Conv
     """
-    readers = [u.node for u in out.uses()]
-    if len(readers) < 2:
-        return False
-    for r in readers:
+    x, out = t.inputs[0], t.outputs[0]
+    for r in [u.node for u in out.uses()]:
         p2 = _perm(r) if r.op_type == "Transpose" and r.domain == "" else None
         if p2 is None:
             continue
         combined = [perm[i] for i in p2]
         if combined != sorted(combined):
-            return _replace(graph, r, [r], "Transpose", [x], {"perm": combined})
-        if r.outputs[0].is_graph_output():
-            return _replace(graph, r, [r], "Identity", [x], {})
-        r.outputs[0].replace_all_uses_with(x)
-        graph.remove(r, safe=True)
+            _replace(graph, r, [r], "Transpose", [x], {"perm": combined})
+        elif r.outputs[0].is_graph_output():
+            _replace(graph, r, [r], "Identity", [x], {})
+        else:
+            r.outputs[0].replace_all_uses_with(x)
+            graph.remove(r, safe=True)
+        if not out.uses() and not out.is_graph_output():
+            graph.remove(t, safe=True)
         return True
     return False
 
@@ -196,36 +185,42 @@ def _sink_concat(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
     return _sink(graph, t, reader, inputs, {"axis": perm[axis]}, old=old)
 
 
-def _sink_reduce(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
-    rank = len(perm)
+def _reduce_axes(reader: ir.Node, rank: int) -> tuple[list[int] | None, bool] | None:
+    """(the reduced axes, or None for all; whether they are an input), or None when they are
+    computed at run time."""
     if len(reader.inputs) > 1 and reader.inputs[1] is not None:
         axes = const(reader.inputs[1])
-        if axes is None:
-            return False
-        new_axes = add_initializer(graph, f"{reader.name}_axes", np.array([perm[int(a) % rank] for a in axes], np.int64))
-        return _sink(graph, t, reader, [t.inputs[0], new_axes], {})
+        return None if axes is None else ([int(a) % rank for a in axes.reshape(-1)], True)
     axes = reader.attributes.get_ints("axes", None)
+    return (None if axes is None else [int(a) % rank for a in axes]), False
+
+
+def _sink_reduce(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
+    found = _reduce_axes(reader, len(perm))
+    if found is None:
+        return False
+    axes, as_input = found
     if axes is None:  # all axes: the layout does not matter
         return _sink(graph, t, reader, [t.inputs[0]], {})
-    return _sink(graph, t, reader, [t.inputs[0]], {"axes": [perm[int(a) % rank] for a in axes]})
+    new_axes = [perm[a] for a in axes]
+    if as_input:
+        return _sink(graph, t, reader, [t.inputs[0], add_initializer(graph, f"{reader.name}_axes",
+                                                                     np.array(new_axes, np.int64))], {})
+    return _sink(graph, t, reader, [t.inputs[0]], {"axes": new_axes})
 
 
 def _into_reduce(graph, t: ir.Node, reader: ir.Node, perm: list[int]) -> bool:
     """Reduce(T(x), keepdims=0) -> Reduce(x) when the kept axes stay in order (global pooling:
     ReduceMean(T(x, NCHW->NHWC), axes=[1, 2]) is ReduceMean(x, axes=[2, 3]), both (N, C))."""
     rank = len(perm)
-    if len(reader.inputs) > 1 and reader.inputs[1] is not None:
-        axes = const(reader.inputs[1])
-    else:
-        axes = reader.attributes.get_ints("axes", None)
+    axes, as_input = _reduce_axes(reader, rank) or (None, False)
     if axes is None:
         return False
-    axes = {int(a) % rank for a in np.asarray(axes).reshape(-1)}
     kept = [perm[i] for i in range(rank) if i not in axes]
     if kept != sorted(kept):
         return False
     new_axes = np.array(sorted(perm[a] for a in axes), np.int64)
-    if len(reader.inputs) > 1 and reader.inputs[1] is not None:
+    if as_input:
         reader.replace_input_with(1, add_initializer(graph, f"{reader.name}_axes", new_axes))
     else:
         reader.attributes["axes"] = ir.convenience.convert_attribute("axes", [int(a) for a in new_axes])
