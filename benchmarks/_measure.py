@@ -77,6 +77,18 @@ def _rss(pid: int) -> int:
     return int(m.group(1)) * 1024 if m else 0
 
 
+def classic_onnx(path: Path, net: str, batch: int = 1) -> Path:
+    """irbridge.models.torch_classics' `net` exported to ONNX by irbridge (opset 18; torch.export
+    fixes the batch), written once."""
+    if not path.exists():
+        from irbridge.models.torch_classics import classic
+
+        import irbridge
+
+        irbridge.convert(classic(net), "onnx", path, inputs={"x": (batch, 3, 224, 224)}, check=False)
+    return path
+
+
 def fmt(x) -> str:
     """A table cell: '1.2 s, 345 MB', a failure's words, or a dash."""
     if x is None:

@@ -34,6 +34,9 @@ from pathlib import Path
 import numpy as np
 from _measure import ROOT, fmt, machine, measure, write_readme_section
 
+import irbridge
+from irbridge.exporters.onnx import weights_bytes
+
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 KERAS_APPS = {"vgg16": "VGG16", "resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2"}
 PEERS = {"onnx2torch": ROOT / ".venv-peers" / "onnx2torch" / "bin" / "python",
@@ -58,8 +61,7 @@ def prepare(d: Path, net: str) -> dict[str, Path]:
     """The net as ONNX files (opset 18 by irbridge, opset 13 by TorchScript) and a .keras file."""
     files = {"onnx": d / f"{net}.onnx", "onnx13": d / f"{net}_op13.onnx", "keras": d / f"{net}.keras"}
     make = {
-        "onnx": (f"import irbridge; from irbridge.models.torch_classics import classic; "
-                 f"irbridge.convert(classic('{net}'), 'onnx', '{files['onnx']}', inputs={{'x': (1, 3, 224, 224)}})"),
+        "onnx": f"from _measure import classic_onnx; from pathlib import Path; classic_onnx(Path('{files['onnx']}'), '{net}')",
         "onnx13": (f"import torch, warnings; warnings.simplefilter('ignore'); "
                    f"from irbridge.models.torch_classics import classic; "
                    f"torch.onnx.export(classic('{net}'), (torch.randn(1, 3, 224, 224),), '{files['onnx13']}', "
@@ -69,7 +71,7 @@ def prepare(d: Path, net: str) -> dict[str, Path]:
     }
     for key, code in make.items():
         if not files[key].exists():
-            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent, capture_output=True)
     return files
 
 
@@ -101,7 +103,7 @@ def peer(name: str, target: str, src: Path, out: Path, cap: int):
 def rows_for(d: Path, net: str, peers: bool, cap: int) -> list[dict]:
     f = prepare(d, net)
     out = d / "out"
-    weights = sum(t.nbytes for t in _initializers(f["onnx"]))
+    weights = weights_bytes(irbridge.load(f["onnx"]))  # the weights stay mapped in the file: not read
     rows = []
 
     def row(what, setup, body, floor=None, peer_result=None):
@@ -122,12 +124,6 @@ def rows_for(d: Path, net: str, peers: bool, cap: int) -> list[dict]:
     row("Keras -> ONNX", PRE["keras"] + ", tf2onnx", f"irbridge.convert('{f['keras']}', 'onnx', '{out}_k.onnx')",
         ("import keras", f"keras.saving.load_model('{f['keras']}').save('{out}_floor.keras')"))
     return rows
-
-
-def _initializers(path: Path):
-    import onnx
-
-    return [np.frombuffer(t.raw_data, np.uint8) for t in onnx.load(path).graph.initializer]
 
 
 def caffe_rows(d: Path) -> list[dict]:

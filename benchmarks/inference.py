@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _measure import machine, write_readme_section
+from _measure import classic_onnx, machine, write_readme_section
 
 START, END = "<!-- infer:start -->", "<!-- infer:end -->"
 TARGETS = {"torch": 1.05, "keras": 1.10}
@@ -43,14 +43,7 @@ def alternate(a, b, x, repeats: int) -> tuple[float, float]:
 
 
 def onnx_file(d: Path, name: str, batch: int) -> Path:
-    path = d / f"{name}_{batch}.onnx"
-    if not path.exists():
-        from irbridge.models.torch_classics import classic
-
-        import irbridge
-
-        irbridge.convert(classic(name), "onnx", path, inputs={"x": (batch, 3, 224, 224)}, check=False)
-    return path
+    return classic_onnx(d / f"{name}_{batch}.onnx", name, batch)
 
 
 def worker_torch(d: Path, nets, batches, repeats) -> list[dict]:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _measure import classic_onnx
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 KERAS_APPS = {"vgg16": "VGG16", "resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2"}
@@ -27,14 +29,10 @@ KERAS_APPS = {"vgg16": "VGG16", "resnet50": "ResNet50", "mobilenet_v2": "MobileN
 def source(d: Path, net: str, kind: str):
     from irbridge.models.torch_classics import classic
 
-    import irbridge
-
     if kind == "torch":
         return classic(net), {"x": (1, 3, 224, 224)}
     if kind == "onnx":
-        path = d / f"{net}.onnx"
-        irbridge.convert(classic(net), "onnx", path, inputs={"x": (1, 3, 224, 224)}, check=False)
-        return path, None
+        return classic_onnx(d / f"{net}.onnx", net), None
     import keras
 
     keras.utils.set_random_seed(0)
