@@ -93,8 +93,10 @@ def onnx_reshape(x, shape, allowzero=0):
 
 
 def onnx_flatten(x, axis):
-    """ONNX Flatten: always 2-D, [prod(dims before axis), prod(dims from axis)]."""
-    axis = axis % x.dim() if x.dim() else 0
+    """ONNX Flatten: always 2-D, [prod(dims before axis), prod(dims from axis)]; axis is in
+    [-rank, rank] (axis == rank gives (numel, 1); a negative axis counts from the end)."""
+    if axis < 0:
+        axis += x.dim()
     return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 
