@@ -24,14 +24,48 @@ class ConversionResult:
     seconds: dict = dataclasses.field(default_factory=dict)
 
 
-def load(source, weights=None, *, format: str | None = None, inputs=None,
+def load(source, weights=None, *, format: str | None = None, inputs=None, dynamic=None,
          trust_code: bool = False, trust_pickle: bool = False) -> ir.Model:
     """Load a model file or object into an ONNX graph, literally (no layout changes).
 
+    `inputs`: example arrays (a tuple/list in input order, or {name: array}) or {name: shape}.
+    Shapes fix the dims they name (recorded: `irbridge.dims.summary(model)["fixed"]`); a dim
+    the source leaves free stays free otherwise. `dynamic`: {name: {axis: label}} more free
+    axes (PyTorch sources; their batch is free by default).
     `trust_code=True` lets a Keras file's Lambda layers and custom objects load, `trust_pickle=True`
     unpickles a whole-module .pt file (both off by default: model files come from the internet)."""
-    return importers.load(source, weights, format=format, inputs=inputs, trust_code=trust_code,
-                          trust_pickle=trust_pickle)
+    kwargs = {"dynamic": dynamic} if dynamic is not None else {}
+    model = importers.load(source, weights, format=format, inputs=inputs, trust_code=trust_code,
+                           trust_pickle=trust_pickle, **kwargs)
+    shapes = _shapes_of(inputs)
+    if shapes:
+        _fix_dims(model, shapes)
+    from . import dims
+
+    dims.record_free(model)
+    return model
+
+
+def _shapes_of(inputs) -> dict | None:
+    """{name: shape} when `inputs` gives shapes (not arrays), else None."""
+    if isinstance(inputs, dict) and inputs and _all_shapes(inputs):
+        return {k: tuple(v) for k, v in inputs.items()}
+    return None
+
+
+def _fix_dims(model: ir.Model, shapes: dict) -> None:
+    """Shapes the user gave fix the free dims they name (checked first: clear errors, exit 2)."""
+    from . import dims
+    from .verify.inputs import checked_shape
+
+    known = {v.name: v for v in dims.graph_inputs(model)}
+    unknown = [n for n in shapes if n not in known]
+    if unknown:
+        raise InputError(f"--input {unknown[0]}: the model has no input of that name "
+                         f"(its inputs: {', '.join(known) or 'none'})")
+    for name, shape in shapes.items():
+        checked_shape(name, shape, known[name].shape)
+    dims.fix_shapes(model, shapes, "fixed by --input / inputs=")
 
 
 def normalize(model: ir.Model, passes=None, *, dump_dir=None) -> ir.Model:
@@ -107,14 +141,15 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
             format: str | None = None, dump_dir=None, layout: str = "nchw",
             keep_nchw_io: bool = False, preprocess: str | None = None,
             trust_code: bool = False, random_weights: bool = False,
-            trust_pickle: bool = False) -> ConversionResult:
+            trust_pickle: bool = False, dynamic=None) -> ConversionResult:
     """load + normalize + export (+ verify) (+ save when `output` is given).
 
     `layout="nhwc"` (ONNX output only) gives channels-last image inputs and outputs with the
     fewest Transposes ONNX allows (the to-nhwc pass). The check compares the export with
     onnxruntime on the canonical graph; for ONNX output, with the graph as imported, which
-    proves the passes. On a verification failure nothing is written and VerificationError
-    is raised.
+    proves the passes. Every free dim is checked at two sizes (the report lists the shapes).
+    On a verification failure nothing is written and VerificationError is raised.
+    `inputs`/`dynamic`: as for `load`.
     """
     if layout not in ("nchw", "nhwc"):
         raise InputError(f"layout {layout!r}: expected 'nchw' or 'nhwc'")
@@ -123,8 +158,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
     t0 = time.perf_counter()
     tick = progress.current()
     tick.stage("importing")
-    shapes = inputs if isinstance(inputs, dict) and _all_shapes(inputs) else None
-    imported = load(source, weights, format=format, inputs=inputs, trust_code=trust_code,
+    imported = load(source, weights, format=format, inputs=inputs, dynamic=dynamic, trust_code=trust_code,
                     trust_pickle=trust_pickle)
     if imported.metadata_props.get("irbridge.random_weights") == "true" and not random_weights:
         raise InputError(f"{source}: holds no weights (a prototxt alone); give the .caffemodel as WEIGHTS, "
@@ -144,7 +178,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         tick.stage("running the reference (onnxruntime)")
     t2 = time.perf_counter()
     # the reference runs first and unmaps its weights: the export's copy never meets them in memory
-    ref, failed = _reference(imported if to == "onnx" else model, shapes, check)
+    ref, failed = _reference(imported if to == "onnx" else model, None, check)
     t3 = time.perf_counter()
     tick.stage(f"exporting to {to}")
     exported = exporters.export_raw(model, to, **_options(to, keep_nchw_io, preprocess))
@@ -178,7 +212,7 @@ def _reference(model, inputs, check: bool):
 
 
 def _all_shapes(d: dict) -> bool:
-    return all(isinstance(v, (tuple, list)) for v in d.values())
+    return all(isinstance(v, (tuple, list)) and not hasattr(v, "dtype") for v in d.values())
 
 
 def _describe(source) -> str:

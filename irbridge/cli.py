@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--from", dest="fmt", help="source format when the suffix does not tell")
     c.add_argument("--passes", help="comma-separated pass names (default: the default pipeline)")
     c.add_argument("--input", action="append", default=[], metavar="NAME:D1,D2,...",
-                   help="input shape where the model does not fix it (repeatable)")
+                   help="fix an input's shape (its free dims become these sizes; repeatable)")
+    c.add_argument("--dynamic", action="append", default=[], metavar="NAME:AXIS[=label]",
+                   help="PyTorch sources: keep this axis free too (the batch is free by default; repeatable)")
     c.add_argument("--no-check", action="store_true", help="skip verification against onnxruntime")
     c.add_argument("--atol", type=float)
     c.add_argument("--rtol", type=float)
@@ -183,6 +185,14 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _parse_dynamic(specs: list[str]) -> dict | None:
+    if not specs:
+        return None
+    from .importers.dynamic_spec import parse_dynamic
+
+    return parse_dynamic(specs)
+
+
 def _parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
     if not specs:
         return None
@@ -200,7 +210,7 @@ def _parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
 
 # ----------------------------------------------------------------------------------------------
 def cmd_convert(args) -> int:
-    from . import api, passes
+    from . import api, dims, passes
     from .errors import VerificationError
     from .provenance import PASSES, SOURCE_FORMAT
 
@@ -221,7 +231,8 @@ def cmd_convert(args) -> int:
                               atol=args.atol, rtol=args.rtol, format=args.fmt, dump_dir=args.dump_ir,
                               layout=args.layout, keep_nchw_io=args.keep_nchw_io,
                               preprocess=args.preprocess, trust_code=args.trust_code,
-                              trust_pickle=args.trust_pickle, random_weights=args.random_weights)
+                              trust_pickle=args.trust_pickle, random_weights=args.random_weights,
+                              dynamic=_parse_dynamic(args.dynamic))
     except VerificationError as e:
         if args.json:
             _emit({"ok": False, "source": args.src, "target": args.to, "output": None,
@@ -242,6 +253,7 @@ def cmd_convert(args) -> int:
         "passes": [p for p in model.metadata_props.get(PASSES, "").split(",") if p],
         "import_check": model.metadata_props.get("irbridge.import_check"),
         "check": _check_dict(res.report) if res.report is not None else None,
+        "dims": dims.summary(model),
         "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
     }
     out["seconds"]["total"] = round(time.perf_counter() - t0, 4)
@@ -259,6 +271,10 @@ def cmd_convert(args) -> int:
             print("verification: skipped (--no-check)")
         print(f"wrote {res.output} ({out['nodes']} nodes, {out['parameters']:,} parameters, "
               f"{out['seconds']['total']:.2f} s)")
+        for d in out["dims"]["free"]:
+            print(f"  free: {d['input']} axis {d['axis']} ({d['label']})")
+        for d in out["dims"]["fixed"]:
+            print(f"  fixed: {d['input']} axis {d['axis']} = {d['size']} ({d['why']})")
         for t in out.get("transposes", []):
             print(f"  Transpose {t['node']} (layer {t['layer']}, perm {t['perm']}) stays: {t['reason']}")
     return 0
@@ -283,7 +299,7 @@ def _parameters(model) -> int:
 def cmd_inspect(args) -> int:
     import collections
 
-    from . import api
+    from . import api, dims
     from .provenance import SOURCE_FORMAT, SOURCE_OPSET
 
     model = api.load(args.model, args.weights, format=args.fmt, trust_code=args.trust_code,
@@ -303,6 +319,7 @@ def cmd_inspect(args) -> int:
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "parameters": _parameters(model),
         "nodes": sum(ops.values()),
+        "dims": dims.summary(model),
     }
     if args.json:
         _emit(out)
@@ -313,6 +330,8 @@ def cmd_inspect(args) -> int:
             for v in out[kind]:
                 print(f"  {kind[:-1]:6} {v['name']}: {v['dtype']} {v['shape']}")
         print("  ops: " + ", ".join(f"{k} x{n}" for k, n in out["ops"].items()))
+        for d in out["dims"]["fixed"]:
+            print(f"  fixed: {d['input']} axis {d['axis']} = {d['size']} ({d['why']})")
     return 0
 
 

@@ -12,7 +12,7 @@ def ort_run(model, feeds: dict) -> list[np.ndarray]:
     import onnx_ir as ir
     import onnxruntime as ort
 
-    from irbridge.verify import _in_memory_proto
+    from irbridge.verify.onnx_runner import _in_memory_proto
 
     # a loaded file's large weights are mapped (external references): inline them for the bytes
     proto = _in_memory_proto(model) if isinstance(model, ir.Model) else model

@@ -14,7 +14,7 @@ from . import ExporterBackend
 class KerasRep(BackendRep):
     def __init__(self, km):
         from ..exporters.keras import info
-        from ..verify import keras_runner
+        from ..exporters.keras.runner import keras_runner
 
         self.runner = keras_runner(km, info(km))
 

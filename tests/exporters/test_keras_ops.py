@@ -39,7 +39,7 @@ XFAIL = {"add_broadcast": "Add of two run-time tensors of different ranks (refus
 def test_op_matches_the_reference(row):
     import irbridge
     from irbridge.exporters.keras import info
-    from irbridge.verify import keras_runner
+    from irbridge.exporters.keras.runner import keras_runner
 
     row_id, op, attrs, shapes, consts = row
     if row_id in XFAIL:

@@ -16,6 +16,10 @@ from pathlib import Path  # noqa: E402
 import onnx_ir as ir  # noqa: E402
 
 from ..._io import atomic_path, scratch_dir  # noqa: E402
+from ...verify.runners import register_runner  # noqa: E402
+from . import runner as _runner  # noqa: E402
+
+register_runner(_runner.accepts, _runner.runner)  # verify runs what this exporter makes
 
 
 def export(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):

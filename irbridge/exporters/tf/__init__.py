@@ -20,6 +20,10 @@ from pathlib import Path
 import onnx_ir as ir
 
 from ..._io import atomic_path
+from ...verify.runners import register_runner
+from . import runner as _runner
+
+register_runner(_runner.accepts, _runner.tf_runner)  # verify runs what this exporter makes
 
 PREPROCESS = {
     None: None,

@@ -31,7 +31,7 @@ def to_html(report, title: str = "irbridge verification") -> str:
              f"<style>{STYLE}</style></head><body>",
              f"<h1>{html.escape(title)}: {status}</h1>",
              f"<p>Tolerance: |candidate - reference| &le; atol + rtol&middot;|reference|, "
-             f"rtol = {report.rtol:g}, atol = {_atol(report)}.</p>"]
+             f"rtol = {_rtol(report)}, atol = {_atol(report)}.</p>"]
     d = report.first_divergence
     if d is not None:
         parts.append(f"<p class='hint'><b>First divergence: {html.escape(d.layer)}</b> "
@@ -47,7 +47,17 @@ def to_html(report, title: str = "irbridge verification") -> str:
 
 
 def _atol(report) -> str:
-    return f"{report.atol:g}" if report.atol is not None else "1e-5&middot;max(1, max|reference|) per tensor"
+    from .report import _atol_rule
+
+    if report.atol is not None:
+        return f"{report.atol:g}"
+    return html.escape(_atol_rule(report.tolerance)) + f" per tensor ({html.escape(report.tolerance)})"
+
+
+def _rtol(report) -> str:
+    from .report import _rtol_rule
+
+    return f"{report.rtol:g}" if report.rtol is not None else html.escape(_rtol_rule(report.tolerance))
 
 
 def _table(checks, local: bool) -> str:

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import onnx_ir as ir
 
-from . import provenance
-from .verify import run_nodes
+from .. import provenance
+from .onnx_runner import run_nodes
 
 
 @dataclasses.dataclass
