@@ -235,6 +235,11 @@ class GraphBuilder:
 
     def add_module(self, onnx_node: ir.Node, cls, kwargs, params) -> str:
         name = self.fresh(provenance.source_of(onnx_node))
+        dtype = _float_dtype(params)
+        if dtype is not None and dtype != torch.get_default_dtype():
+            # built in the source's dtype (`nn.Linear(32, 32, dtype=torch.float16)`): a float32
+            # layer would upcast half weights on load_state_dict and then reject half inputs
+            kwargs = {**kwargs, "dtype": dtype}
         with torch.device("meta"):
             module = cls(**kwargs)
         for pname, param in list(module.named_parameters(recurse=False)):
@@ -326,6 +331,19 @@ def _problem_message(problems) -> str:
         lines.append(f"  - {where}: {node.op_type}: {why}")
     lines.append("Supported ops are listed by `irbridge ops --target torch`.")
     return "\n".join(lines)
+
+
+_FLOAT_NAMES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+                "float64": torch.float64}
+
+
+def _float_dtype(params: dict[str, np.ndarray]) -> torch.dtype | None:
+    """The floating dtype of a layer's weights (None when it has no floating weight)."""
+    for array in params.values():
+        dtype = _FLOAT_NAMES.get(str(np.asarray(array).dtype))
+        if dtype is not None:
+            return dtype
+    return None
 
 
 def _f32(v):
