@@ -7,6 +7,7 @@ name as "module:function", so that importing irbridge never imports a framework.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 
@@ -38,16 +39,18 @@ _NOT_YET = {
 }
 
 
-def load(source, weights=None, *, format: str | None = None, inputs=None,
+def load(source, weights=None, *, format: str | None = None, inputs=None, dynamic=None,
          trust_code: bool = False, trust_pickle: bool = False) -> ir.Model:
     """Load any supported source into an ONNX graph (onnx_ir.Model), literally.
 
     The result is at opset 18 or newer and carries provenance metadata (DESIGN.md §3).
+    `dynamic`: {name: {axis: label}} axes that stay free, for importers that trace (PyTorch:
+    the batch is free by default); see `dynamic_spec`.
     `trust_pickle`: unpickle a whole-module .pt file (runs code from the file).
     """
     fmt = format or formats.detect(source)
     if fmt == "torch-file" and trust_pickle:
-        return load(_unpickled_module(source), inputs=inputs)
+        return load(_unpickled_module(source), inputs=inputs, dynamic=dynamic)
     target = REGISTRY.get(fmt)
     if target is None:
         where = f"{os.fspath(source)}: " if isinstance(source, (str, os.PathLike)) else ""
@@ -58,7 +61,15 @@ def load(source, weights=None, *, format: str | None = None, inputs=None,
     importer = getattr(importlib.import_module(module_name, __name__), func)
     if trust_code and fmt != "keras":
         raise InputError(f"trust_code applies to Keras models only, not to {fmt!r} sources")
-    model = importer(source, weights, inputs, **({"trust_code": True} if trust_code else {}))
+    options = {"trust_code": True} if trust_code else {}
+    if dynamic is not None:
+        if "dynamic" not in inspect.signature(importer).parameters:
+            raise InputError(
+                f"dynamic= (--dynamic) applies to PyTorch sources; a {fmt} source (ONNX, Keras, TF, ...) keeps the free "
+                "dims it has (use --input NAME:D1,... / inputs= to fix them instead)."
+            )
+        options["dynamic"] = dynamic
+    model = importer(source, weights, inputs, **options)
     return finish(model, fmt)
 
 
