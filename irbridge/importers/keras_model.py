@@ -25,7 +25,7 @@ import re
 import numpy as np
 import onnx_ir as ir
 
-from .. import provenance
+from .. import dims, provenance
 from ..errors import InputError, UnsupportedError, VerificationError
 from .tf_common import quiet_tf, tf2onnx_opset
 
@@ -42,14 +42,16 @@ def load(source, weights=None, inputs=None, trust_code: bool = False) -> ir.Mode
         km = source if isinstance(source, keras.Model) else _load_file(os.fspath(source), trust_code)
         if isinstance(km, keras.Sequential):
             km = _as_functional(km, keras)
-        specs = _input_specs(km, inputs, tf)
+        specs, fixed = _input_specs(km, inputs, tf)
+        km = _built(km, specs, _given_inputs(inputs))
         try:
             model = _convert_without_weights(km, specs, tf, tf2onnx)
         except Exception as e:
             raise UnsupportedError(f"tf2onnx could not convert Keras model {km.name!r}: "
                                    f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+    name_free_dims(model, fixed)
     tag_keras_layers(model, {layer.name: type(layer).__name__ for layer in km.layers})
-    check_against_keras(model, km, specs)
+    check_against_keras(model, km)
     return model
 
 
@@ -66,7 +68,7 @@ def _convert_without_weights(km, specs, tf, tf2onnx) -> ir.Model:
     def call(*args):
         xs, weights = args[:n_inputs], args[n_inputs:]
         y, _ = km.stateless_call(list(weights[:n_trainable]), list(weights[n_trainable:]),
-                                 xs[0] if n_inputs == 1 else list(xs), **mode)
+                                 *_call_args(km, xs), **mode)
         ys = y if isinstance(y, (list, tuple)) else [y]
         return dict(zip(outputs, ys)) if len(outputs) == len(ys) else y
 
@@ -89,6 +91,36 @@ def _convert_without_weights(km, specs, tf, tf2onnx) -> ir.Model:
     graph.outputs.clear()
     graph.outputs.extend(ordered)
     return model
+
+
+def fresh_copy(model):
+    """A new model of the same architecture: Keras's clone, or for a subclassed model whose
+    config cannot rebuild it, its class called without arguments."""
+    import keras
+
+    try:
+        return keras.models.clone_model(model)
+    except Exception as first:  # noqa: BLE001 - Keras raises TypeError/ValueError/NotImplementedError
+        try:
+            return type(model)()
+        except TypeError:
+            raise InputError(f"cannot make a copy of Keras model {model.name!r} ({type(model).__name__}) to "
+                             f"build apart from yours: {str(first).splitlines()[0]}; give the class a "
+                             "get_config/from_config or a constructor without arguments, or call the "
+                             "model once yourself") from first
+
+
+def _built(km, specs, given):
+    """`km` built: as it is when it is, else a copy of it (the user's model is never changed)
+    called once on the example inputs (zeros of the given shapes, a free batch 1)."""
+    if km.built and (km.weights or _is_functional(km)):  # (Model.build() alone marks it built, with no weights)
+        return km
+    copy = fresh_copy(km)
+    xs = [np.asarray(v) if _is_array(v) else None for _, v in given or []]
+    xs = [x if x is not None else np.zeros([1 if d is None else d for d in s.shape], s.dtype.as_numpy_dtype)
+          for x, s in zip(xs, specs)]
+    copy(*_call_args(copy, xs), training=False)
+    return copy
 
 
 def _weight_names(variables) -> list[str]:
@@ -144,25 +176,174 @@ def _as_functional(seq, keras):
     return keras.Model(inp, x, name=seq.name)
 
 
-def _input_specs(km, inputs, tf):
-    shapes = dict(inputs) if isinstance(inputs, dict) else {}
+def _input_specs(km, inputs, tf) -> tuple[list, list]:
+    """(tf.TensorSpecs of the inputs, [(input, axis, size, why)] dims fixed on the way in).
+
+    Keras's free dims (None) stay free. `inputs` may be example arrays (a tuple/list in input
+    order, or {name: array}): they give the shapes Keras does not know, never fix a free dim,
+    and the batch of a subclassed model stays free. Shapes ({name: shape}, None for a free
+    dim) fix the dims they give.
+    """
+    declared = _declared_inputs(km)
+    given = _given_inputs(inputs)
+    if given is None:
+        if declared is None:
+            raise InputError(
+                f"Keras model {km.name!r} is subclassed and has never been built or called, so Keras "
+                f"knows no input shape: call it once, or pass example arrays inputs=(x,) or shapes "
+                f"inputs={{'x': (None, 224, 224, 3)}}") from None
+        return [tf.TensorSpec(shape, dtype, name=name) for name, shape, dtype in declared], []
+    functional = _is_functional(km)
+    if not functional:
+        declared = None  # what a subclassed model was built with is no declaration: the inputs win
+    if declared is not None and len(given) != len(declared):
+        raise InputError(f"Keras model {km.name!r} takes {len(declared)} input(s) "
+                         f"({', '.join(n for n, _, _ in declared)}); inputs= gives {len(given)}")
+    if declared is not None and functional and all(name is not None for name, _ in given):
+        known = [n for n, _, _ in declared]
+        unknown = [name for name, _ in given if name not in known]
+        if unknown or len({n for n, _ in given}) != len(known):
+            raise InputError(f"inputs= names {unknown or [n for n, _ in given]}; Keras model "
+                             f"{km.name!r} has inputs {known}")
+        by_name = dict(given)
+        given = [(n, by_name[n]) for n, _, _ in declared]  # Keras takes them in its own order
+    names = _call_input_names(km, len(given))
+    specs, fixed = [], []
+    for i, (name, value) in enumerate(given):
+        decl = declared[i] if declared is not None else None
+        name = decl[0] if decl is not None else (name or names[i])
+        shape, dtype, why = _given_shape(km, name, value, decl)
+        fixed += [(name, axis, d, why) for axis, d in enumerate(shape)
+                  if d is not None and why is not None and (decl is None or decl[1][axis] is None)]
+        specs.append(tf.TensorSpec(shape, dtype, name=name))
+    return specs, fixed
+
+
+FIXED_BY_INPUTS = "fixed by --input / inputs="  # as irbridge.load says it
+FROM_EXAMPLE = ("taken from the example array: a subclassed Keras model declares no input shape "
+                "(pass inputs={name: shape} with None for a free dim)")
+
+
+def _given_shape(km, name, value, decl):
+    """(shape, dtype, why its non-free dims are fixed) for one entry of `inputs=`."""
+    if _is_array(value):
+        shape = tuple(int(d) for d in value.shape)
+        if decl is None:  # a subclassed model: the batch stays free, the rest is the example's
+            dtype = np.dtype(getattr(value.dtype, "as_numpy_dtype", value.dtype))
+            return (None, *shape[1:]), (dtype.name if dtype.kind in "fiub" else "float32"), FROM_EXAMPLE
+        _agree(km, name, shape, decl[1], "the example array")
+        return tuple(decl[1]), decl[2], None  # examples never fix a free dim
+    shape = tuple(None if d is None else int(d) for d in value)
+    if any(d is not None and d <= 0 for d in shape):
+        raise InputError(f"inputs= shape {list(value)} for {name!r}: every dim must be positive (or None)")
+    if decl is None:
+        return shape, "float32", FIXED_BY_INPUTS
+    _agree(km, name, shape, decl[1], "inputs=")
+    return shape, decl[2], FIXED_BY_INPUTS
+
+
+def _agree(km, name, shape, declared, what):
+    if len(shape) != len(declared) or any(d is not None and g is not None and g != d
+                                          for g, d in zip(shape, declared)):
+        raise InputError(f"{what} for input {name!r} of Keras model {km.name!r} has shape "
+                         f"{list(shape)}; the model takes {list(declared)} (None: any size)")
+
+
+def _is_array(value) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in value)
+
+
+def _given_inputs(inputs) -> list[tuple[str | None, object]] | None:
+    """`inputs=` as [(name or None, array or shape)], in order."""
+    if inputs is None:
+        return None
+    if isinstance(inputs, dict):
+        items = [(str(k), v) for k, v in inputs.items()]
+    elif _is_array(inputs) or (_is_shape(inputs) and inputs):
+        items = [(None, inputs)]
+    elif isinstance(inputs, (tuple, list)):
+        items = [(None, v) for v in inputs]
+    else:
+        raise InputError(f"inputs= takes example arrays (a tuple/list, or {{name: array}}) or "
+                         f"{{name: shape}}, not {type(inputs).__name__}")
+    for name, v in items:
+        if not (_is_array(v) or _is_shape(v)):
+            raise InputError(f"inputs= entry {name or len(items)!r} is a {type(v).__name__}: give an "
+                             "array (an example) or a shape (a tuple of ints, None for a free dim)")
+    return items or None
+
+
+def _is_functional(km) -> bool:
     try:
-        km.inputs  # noqa: B018  (a subclassed model has none)
-    except (AttributeError, ValueError):
-        if not shapes:
-            raise InputError(f"Keras model {km.name!r} is subclassed and has no input layer: "
-                             "pass inputs={'x': (1, 224, 224, 3)}") from None
-        return [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in shapes.items()]
-    if not km.inputs and shapes:
-        return [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in shapes.items()]
-    specs = []
-    for t in km.inputs:
-        name = t.name.split(":")[0]
-        # a free batch size (None) becomes 1 so shape arithmetic folds away; pass inputs=
-        # {name: shape} for another one (the Keras/TF exports keep their batch free anyway)
-        shape = shapes.get(name, tuple(1 if d is None else d for d in t.shape))
-        specs.append(tf.TensorSpec(shape, t.dtype, name=name))
-    return specs
+        return bool(km.inputs)
+    except (AttributeError, ValueError):  # a subclassed model has none
+        return False
+
+
+def _declared_inputs(km) -> list[tuple[str, tuple, str]] | None:
+    """[(name, shape with None for free dims, dtype)] as Keras knows them: a functional model's
+    Input layers, or the shape a subclassed model was built or first called with (its batch
+    freed). None when Keras knows none."""
+    if _is_functional(km):
+        return [(t.name.split(":")[0], tuple(t.shape), str(getattr(t.dtype, "name", t.dtype)))
+                for t in km.inputs]
+    built = getattr(km, "_build_shapes_dict", None) if getattr(km, "built", False) else None
+    if not built or len(built) != 1:
+        return None
+    shape = next(iter(built.values()))
+    shapes = list(shape) if isinstance(shape, list) and shape and not _is_shape(shape) else [shape]
+    if not all(_is_shape(s) and len(s) >= 1 for s in shapes):
+        return None
+    names = _call_input_names(km, len(shapes))
+    if len(shapes) == 1 and len(_positional(km)) > 1:
+        return None  # called with several tensors: Keras recorded only the first one's shape
+    return [(name, (None, *s[1:]), "float32") for name, s in zip(names, shapes)]
+
+
+def _positional(km) -> list[str]:
+    """The names of `call`'s tensor arguments (those without defaults, but training and mask)."""
+    params = inspect.signature(km.call).parameters.values()
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.default is p.empty and p.name not in ("self", "training", "mask")]
+
+
+def _call_input_names(km, n: int) -> list[str]:
+    """Names for a subclassed model's n inputs: `call`'s arguments, or `<first>_<i>` when it
+    takes them as one list."""
+    pos = _positional(km) or ["input"]
+    if n == 1:
+        return [pos[0]]
+    return pos[:n] if len(pos) >= n else [f"{pos[0]}_{i}" for i in range(n)]
+
+
+def _call_args(km, xs) -> tuple:
+    """How Keras is called with the inputs xs: one tensor, several arguments, or one list."""
+    if len(xs) == 1:
+        return (xs[0],)
+    return tuple(xs) if len(_positional(km)) >= len(xs) and not _is_functional(km) else (list(xs),)
+
+
+UNKNOWN_DIM = re.compile(r"^unk__\d+$")
+
+
+def name_free_dims(model: ir.Model, fixed=()) -> None:
+    """Give the graph inputs' free dims readable names (tf2onnx calls them `unk__N`): `batch`
+    at axis 0, `<input>_dim<k>` elsewhere; the outputs' unknown dims are left for shape
+    inference to name from them. Record the dims fixed on the way in (irbridge.dims)."""
+    for v in dims.graph_inputs(model):
+        if v.shape is not None:
+            v.shape = ir.Shape([d if isinstance(d, int) else ("batch" if axis == 0 else f"{v.name}_dim{axis}")
+                                for axis, d in enumerate(v.shape)])
+    for v in model.graph.outputs:
+        if v.shape is not None:
+            v.shape = ir.Shape([None if not isinstance(d, int) and UNKNOWN_DIM.match(str(d.value or ""))
+                                else d for d in v.shape])
+    for name, axis, size, why in fixed:
+        dims.fix(model, name, axis, size, why)
 
 
 def tag_keras_layers(model: ir.Model, layers: dict[str, str]) -> None:
@@ -192,31 +373,43 @@ def _layer_of(node_name: str, layers: dict[str, str]) -> str | None:
     return None
 
 
-def check_against_keras(model: ir.Model, km, specs) -> None:
+def check_against_keras(model: ir.Model, km) -> None:
     """The imported graph must compute what Keras computes (DESIGN.md §1: importers are
     checked against the source framework where it is installed)."""
     def run(xs):
-        return km(xs if len(xs) > 1 else xs[0], training=False)
+        return km(*_call_args(km, xs), training=False)
 
-    check_against_source(model, "keras", run, specs)
+    check_against_source(model, "keras", run)
 
 
-def check_against_source(model: ir.Model, framework: str, run, specs) -> None:
-    """Run the source (`run(list of arrays)`) and the imported graph on the same seeded inputs;
-    record the result in `irbridge.import_check` and raise VerificationError on a mismatch."""
-    from ..verify import VerificationReport, compare, onnx_runner, random_inputs
+def check_against_source(model: ir.Model, framework: str, run, specs=None) -> None:
+    """Run the source (`run(list of arrays, in graph input order)`) and the imported graph on
+    the same seeded inputs, at two sizes of every free dim (verify.check_feeds: batch 2 and 3,
+    other free dims at two lengths); record the result in `irbridge.import_check` and raise
+    VerificationError on a mismatch. (`specs` is no longer read: the graph gives the shapes.)"""
+    from ..verify import VerificationReport, check_feeds, compare, onnx_runner
 
     runner = onnx_runner(model)
-    feeds = random_inputs([(name, tuple(1 if d is None else d for d in spec.shape), spec.dtype.as_numpy_dtype)
-                           for name, spec in zip(runner.input_names, specs)], seed=0)
-    ref = run([feeds[n] for n in runner.input_names])
-    ref = list(ref.values()) if isinstance(ref, dict) else ref
-    ref = ref if isinstance(ref, (list, tuple)) else [ref]
-    got = runner.run(feeds)
-    checks = [compare(n, np.asarray(r), got[n]) for n, r in zip(runner.output_names, ref)]
-    ok = all(c.ok for c in checks)
-    summary = ", ".join(f"{c.name}: max_abs={c.max_abs:.3g}" for c in checks)
-    model.metadata_props["irbridge.import_check"] = f"{framework}: {'ok' if ok else 'MISMATCH'} ({summary})"
+    checks, shapes = [], []
+    for feeds in check_feeds(model, seed=0):
+        ref = run([feeds[n] for n in runner.input_names])
+        ref = list(ref.values()) if isinstance(ref, dict) else ref
+        ref = ref if isinstance(ref, (list, tuple)) else [ref]
+        got = runner.run(feeds)
+        checks.append([compare(n, np.asarray(r), got[n]) for n, r in zip(runner.output_names, ref)])
+        shapes.append({n: list(feeds[n].shape) for n in runner.input_names})
+        if not all(c.ok for c in checks[-1]):
+            break
+    if runner.close is not None:
+        runner.close()
+    worst = [max(col, key=lambda c: (not c.ok, c.max_abs)) for col in zip(*checks)]
+    ok = all(c.ok for row in checks for c in row)
+    summary = ", ".join(f"{c.name}: max_abs={c.max_abs:.3g}" for c in worst)
+    ran = "; ".join(dict.fromkeys(", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in shape.items())
+                                  for shape in shapes))
+    model.metadata_props["irbridge.import_check"] = (f"{framework}: {'ok' if ok else 'MISMATCH'} ({summary}) "
+                                                     f"at {ran}")
     if not ok:
-        report = VerificationReport(False, None, 1e-4, checks)
-        raise VerificationError(f"the ONNX graph tf2onnx made differs from {framework} itself:\n{report}", report)
+        report = VerificationReport(False, None, 1e-4, checks[-1])
+        raise VerificationError(f"the ONNX graph tf2onnx made differs from {framework} itself "
+                                f"(inputs {ran.split('; ')[-1]}):\n{report}", report)

@@ -1,5 +1,7 @@
 """TF importer: SavedModel directories, frozen GraphDef .pb files and tf.functions, through
-tf2onnx. Inputs are named and shaped from the signature (or `inputs`={name: shape})."""
+tf2onnx. Inputs are named and shaped from the signature; its free dims (None) stay free
+(`batch` at axis 0, `<input>_dim<k>` elsewhere) unless `inputs`={name: shape} fixes them,
+which the model's metadata records (irbridge.dims)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import onnx_ir as ir
 
 from .. import provenance
 from ..errors import InputError, UnsupportedError
+from .keras_model import FIXED_BY_INPUTS, check_against_source, name_free_dims
 from .tf_common import quiet_tf, refuse_unsafe_ops, tf2onnx_opset
 
 
@@ -37,8 +40,8 @@ def load(source, weights=None, inputs=None) -> ir.Model:
                                    f"{str(e).splitlines()[0] if str(e) else ''}") from e
     model = ir.serde.deserialize_model(proto)
     _tag(model)
+    name_free_dims(model, _fixed(model, inputs, check))
     if check is not None:
-        from .keras_model import check_against_source
 
         check_against_source(model, "tensorflow", *check)
     return model
@@ -52,18 +55,23 @@ def _function(fn, inputs, tf, tf2onnx):
         specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in concrete.inputs
                  if t.dtype != tf.resource]
         fn = tf.function(lambda *args: concrete(*args))
+        declared = specs
     elif getattr(fn, "input_signature", None) is not None:
         shapes = dict(inputs) if isinstance(inputs, dict) else {}
-        specs = [tf.TensorSpec(shapes.get(s.name, [1 if d is None else d for d in s.shape]), s.dtype, name=s.name)
-                 for s in fn.input_signature]
+        specs = [tf.TensorSpec(shapes.get(s.name, s.shape), s.dtype, name=s.name) for s in fn.input_signature]
+        declared = list(fn.input_signature)
+        if shapes:  # tf2onnx traces a function's own signature: call it from one of the given shapes
+            inner = fn
+            fn = tf.function(lambda *args: inner(*args))
     elif isinstance(inputs, dict):
         specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs.items()]
+        declared = [tf.TensorSpec([None] * len(s.shape), s.dtype, name=s.name) for s in specs]  # nothing declared
     else:
         raise InputError("a tf.function needs its input signature: decorate it with "
                          "@tf.function(input_signature=[...]) or pass inputs={name: shape}")
     refuse_unsafe_ops(fn.get_concrete_function(*specs).graph.as_graph_def(), "tf.function")
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=tf2onnx_opset())
-    return proto, (lambda xs: fn(*[tf.constant(x) for x in xs]), specs)
+    return proto, (lambda xs: fn(*[tf.constant(x) for x in xs]), declared)
 
 
 def _saved_model(path: Path, inputs, tf, tf2onnx):
@@ -99,15 +107,34 @@ def _graph_def(path: Path, inputs, tf, tf2onnx):
 
 
 def _graph_check(graph_def, in_names, out_names, shapes, tf):
-    """(run, specs) running the frozen graph itself in TF, for the import check."""
+    """(run, the graph's own input specs) running the frozen graph itself in TF, for the import
+    check (`shapes` are the check's business: it reads them from the imported graph)."""
     def build():
         tf.compat.v1.import_graph_def(graph_def, name="")
 
     fn = tf.compat.v1.wrap_function(build, [])
     ins = [fn.graph.get_tensor_by_name(n) for n in in_names]
     run = fn.prune(ins, [fn.graph.get_tensor_by_name(n) for n in out_names])
-    specs = [tf.TensorSpec(shapes.get(n, t.shape), t.dtype, name=n) for n, t in zip(in_names, ins)]
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=n) for n, t in zip(in_names, ins)]  # as the graph declares
     return (lambda xs: [o.numpy() for o in run(*[tf.constant(x) for x in xs])]), specs
+
+
+def _fixed(model: ir.Model, inputs, check) -> list[tuple]:
+    """[(input, axis, size, why)]: the dims `inputs`={name: shape} gave where the source's
+    signature left them free."""
+    if not isinstance(inputs, dict) or check is None:
+        return []
+    declared = {s.name.split(":")[0]: s.shape for s in check[1]}
+    out = []
+    for name, shape in inputs.items():
+        key = str(name).split(":")[0]
+        source = declared.get(key)
+        graph_name = next((v.name for v in model.graph.inputs if v.name.split(":")[0] == key), key)
+        for axis, d in enumerate(shape):
+            free = source is None or source.rank is None or axis >= source.rank or source[axis] is None
+            if d is not None and free:
+                out.append((graph_name, axis, int(d), FIXED_BY_INPUTS))
+    return out
 
 
 def _tag(model: ir.Model) -> None:

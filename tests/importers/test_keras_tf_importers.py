@@ -172,10 +172,11 @@ def test_subclassed_keras_model_with_given_input_shape():
         def call(self, x):
             return self.fc(self.flat(self.conv(x)))
 
+    with pytest.raises(irbridge.InputError, match="subclassed"):
+        irbridge.load(Net())  # never built nor called: Keras knows no input shape
     net = Net()
     net(np.zeros((1, 8, 8, 3), np.float32))
-    with pytest.raises(irbridge.InputError, match="subclassed"):
-        irbridge.load(net)
+    assert irbridge.load(net).metadata_props["irbridge.import_check"].startswith("keras: ok")  # issue 14
     m = irbridge.load(net, inputs={"x": (1, 8, 8, 3)})
     assert m.metadata_props["irbridge.import_check"].startswith("keras: ok")
     assert {n.metadata_props.get("irbridge.source") for n in m.graph} >= {"conv", "fc"}
