@@ -128,7 +128,7 @@ def _static_size(model: ir.Model, input_name: str, axis: int) -> int | None:
     value = next((v for v in model.graph.inputs if v.name == input_name), None)
     if value is None or axis != 1:
         return None
-    for node, index in _readers(value):
+    for node, index in _readers(value, _SAME_AXES):
         if node.op_type in ("Conv", "ConvTranspose") and index == 0 and len(node.inputs) > 1:
             w = node.inputs[1]
             if w is not None and w.shape is not None and isinstance(w.shape[1], int):
@@ -138,12 +138,14 @@ def _static_size(model: ir.Model, input_name: str, axis: int) -> int | None:
     return None
 
 
-# ops through which an input keeps its meaning (ids stay ids, channels stay channels)
-_PASS_THROUGH = {"Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Expand", "Clip"}
+# ops through which an input's values keep their meaning (ids stay ids), and the subset that
+# also keeps every axis where it was (channels stay at axis 1)
+_PASS_THROUGH = frozenset({"Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Expand", "Clip"})
+_SAME_AXES = frozenset({"Cast", "Identity", "Clip"})
 
 
-def _readers(value: ir.Value, depth: int = 6):
-    """(node, input index) of the nodes reading `value`, looking through _PASS_THROUGH ops."""
+def _readers(value: ir.Value, through=_PASS_THROUGH, depth: int = 6):
+    """(node, input index) of the nodes reading `value`, looking through the ops `through`."""
     seen, todo = set(), [(value, 0)]
     while todo:
         v, d = todo.pop()
@@ -151,7 +153,7 @@ def _readers(value: ir.Value, depth: int = 6):
             if id(node) in seen:
                 continue
             seen.add(id(node))
-            if node.op_type in _PASS_THROUGH and index == 0 and d < depth and node.outputs:
+            if node.op_type in through and index == 0 and d < depth and node.outputs:
                 todo.append((node.outputs[0], d + 1))
             else:
                 yield node, index

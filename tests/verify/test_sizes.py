@@ -77,16 +77,23 @@ def test_a_candidate_that_raises_at_a_size_fails_with_the_error_in_the_report():
     assert "IndexError" in rep.first_divergence.hint and "x 3x3" in rep.first_divergence.hint
 
 
-def test_a_conv_stack_that_needs_400_samples_is_checked_at_sizes_it_accepts():
+@pytest.mark.parametrize("raw_samples", [False, True], ids=["batch-1-samples", "batch-samples"])
+def test_a_conv_stack_that_needs_400_samples_is_checked_at_sizes_it_accepts(raw_samples):
+    """wav2vec2 reads (batch, samples) and unsqueezes a channel axis: the samples axis is not
+    the conv's channels, though it is axis 1 of the input."""
     w = helper.make_tensor("w", TensorProto.FLOAT, (2, 1, 400), seeded((2, 1, 400)).ravel())
-    model = _model([helper.make_node("Conv", ["x", "w"], ["y"], strides=[5])],
-                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, "samples"])],
+    nodes = [helper.make_node("Conv", ["x1" if raw_samples else "x", "w"], ["y"], strides=[5])]
+    shape = ["batch", 1, "samples"]
+    if raw_samples:
+        nodes.insert(0, helper.make_node("Unsqueeze", ["x", "axes"], ["x1"]))
+        shape = ["batch", "samples"]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, "frames"])],
-                   [w])
+                   [w, helper.make_tensor("axes", TensorProto.INT64, (1,), [1])])
     ref = reference_run(model)
     sizes = [f["x"].shape for f, _ in ref.runs]
     assert [s[0] for s in sizes] == [2, 3]
-    assert sizes[0][2] != sizes[1][2] and min(s[2] for s in sizes) >= 400
+    assert sizes[0][-1] != sizes[1][-1] and min(s[-1] for s in sizes) >= 400
 
 
 def test_channels_a_conv_fixes_are_taken_from_its_weight():
