@@ -82,15 +82,21 @@ def load(module, weights=None, inputs=None, dynamic=None) -> ir.Model:
     module.eval()  # inference graph; the caller's train/eval flags are restored below
     try:
         with _quiet():
-            program, axes, batch_fixed, failure = _trace(module, names, values, as_kwargs, axes, torch)
-            fixed += batch_fixed
+            program, free, batch_fixed, failure = _trace(module, names, values, as_kwargs, axes, torch)
             onnx_program = _to_onnx(module, program, names, values, as_kwargs, failure, torch)
     finally:
         for m, training in modes.items():
             m.training = training
+    if program is None:  # torch.onnx's fallbacks traced it, every dim static
+        _static_only(module, axes, failure)
+        why = (f"torch.export cannot trace the module ({failure.reason}); torch.onnx's fallback "
+               "traced it with every dim static")
+        sizes = dict(zip(names, values))
+        batch_fixed = [(n, a, int(sizes[n].shape[a]), why) for n, a in axes]
+    fixed += batch_fixed
     model = onnx_program.model
     if program is not None:
-        _name_dims(model, program, axes)
+        _name_dims(model, program, free)
     for entry in fixed:
         dims.fix(model, *entry)
     for node in model.graph:
@@ -116,6 +122,18 @@ def _to_onnx(module, program, names, values, as_kwargs, failure, torch):
             f"torch.onnx.export could not trace {type(module).__name__}: {reason}. Make the forward "
             "traceable (no data-dependent Python control flow) or export it to ONNX yourself."
         ) from e
+
+
+def _static_only(module, axes: dict, failure) -> None:
+    """Only torch.onnx's static fallbacks traced the module: an axis the user asked to free is
+    an error; the default batch is fixed (recorded by the caller)."""
+    declared = [(n, a, ax.label) for (n, a), ax in axes.items() if ax.declared]
+    if declared:
+        which = ", ".join(f"{n} axis {a} ({label})" for n, a, label in declared)
+        raise InputError(
+            f"{type(module).__name__} cannot leave {which} free: torch.export cannot trace it "
+            f"({failure.reason}); only a static trace works. Drop it from --dynamic NAME:AXIS[=label] / dynamic=."
+        )
 
 
 def _trace(module, names, values, as_kwargs, axes, torch):

@@ -11,6 +11,7 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
+from irbridge import importers
 from tests.conftest import assert_close, ort_run, seeded
 
 
@@ -39,7 +40,7 @@ def test_the_batch_of_a_cnn_stays_free_and_every_export_runs_at_two_batches(torc
 
     net = _cnn(torch)
     x = seeded((1, 3, 16, 16), seed=1)  # batch 1: traced at 2, so the batch is not specialized
-    m = irbridge.importers.load(net, inputs=(x,))
+    m = importers.load(net, inputs=(x,))
     (inp,), (out,) = m.graph.inputs, m.graph.outputs
     assert _dims(inp) == ["batch", 3, 16, 16]
     assert _dims(out) == ["batch", 5]
@@ -58,7 +59,6 @@ def test_the_batch_of_a_cnn_stays_free_and_every_export_runs_at_two_batches(torc
 
 
 def test_a_forward_that_fixes_the_batch_is_traced_static_and_says_why(torch):
-    import irbridge
     from irbridge import dims
 
     class FixedBatch(torch.nn.Module):
@@ -73,7 +73,7 @@ def test_a_forward_that_fixes_the_batch_is_traced_static_and_says_why(torch):
     torch.manual_seed(1)
     net = FixedBatch().eval()
     x = seeded((1, 3, 8, 8), seed=6)
-    m = irbridge.importers.load(net, inputs=(x,))
+    m = importers.load(net, inputs=(x,))
     assert _dims(m.graph.inputs[0]) == [1, 3, 8, 8]
     (entry,) = dims.summary(m)["fixed"]
     assert (entry["input"], entry["axis"], entry["size"]) == ("x", 0, 1)
@@ -85,7 +85,7 @@ def test_a_forward_that_fixes_the_batch_is_traced_static_and_says_why(torch):
 
 def test_a_bert_encoder_keeps_batch_and_sequence_free(torch):
     transformers = pytest.importorskip("transformers", reason="transformers is a test-only dependency")
-    from irbridge import dims, importers
+    from irbridge import dims
 
     vocab, positions = 97, 40
     config = transformers.BertConfig(
@@ -124,13 +124,12 @@ def test_an_axis_the_model_cannot_free_is_an_input_error(torch):
 
     net = torch.nn.Sequential(torch.nn.Linear(8, 4))
     with pytest.raises(irbridge.InputError, match=r"cannot leave x axis 1 \(features\) free: .+") as err:
-        irbridge.importers.load(net, inputs={"x": seeded((2, 8))}, dynamic={"x": {1: "features"}})
+        importers.load(net, inputs={"x": seeded((2, 8))}, dynamic={"x": {1: "features"}})
     assert err.value.exit_code == 2
     assert "--dynamic" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_declared_axes_share_a_dim_by_label(torch):
-    from irbridge import importers
 
     class Add(torch.nn.Module):
         def forward(self, a, b):
@@ -145,7 +144,6 @@ def test_declared_axes_share_a_dim_by_label(torch):
 
 
 def test_shapes_in_inputs_keep_the_batch_free(torch):
-    from irbridge import importers
 
     net = _cnn(torch)
     m = importers.load(net, inputs={"x": (1, 3, 16, 16)})
@@ -153,7 +151,6 @@ def test_shapes_in_inputs_keep_the_batch_free(torch):
 
 
 def test_dict_inputs_go_by_name_and_integer_arrays_keep_their_dtype(torch):
-    from irbridge import importers
 
     class Lookup(torch.nn.Module):
         def __init__(self):
@@ -178,7 +175,7 @@ def test_dict_inputs_go_by_name_and_integer_arrays_keep_their_dtype(torch):
 
 
 def test_scalars_and_other_arguments_stay_static(torch):
-    from irbridge import dims, importers
+    from irbridge import dims
 
     class Scaled(torch.nn.Module):
         def forward(self, x, t, table, factor=1.0):
@@ -208,7 +205,7 @@ def test_bad_dynamic_specs_are_input_errors(torch, dynamic, match):
     import irbridge
 
     with pytest.raises(irbridge.InputError, match=match) as err:
-        irbridge.importers.load(_cnn(torch), inputs={"x": seeded((1, 3, 16, 16))}, dynamic=dynamic)
+        importers.load(_cnn(torch), inputs={"x": seeded((1, 3, 16, 16))}, dynamic=dynamic)
     assert "--dynamic" in str(err.value) or "dynamic=" in str(err.value)
 
 
@@ -222,7 +219,7 @@ def test_dynamic_for_another_format_is_an_input_error():
                        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
                        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])])
     with pytest.raises(irbridge.InputError, match="applies to PyTorch sources"):
-        irbridge.importers.load(model, dynamic={"x": {0: "batch"}})
+        importers.load(model, dynamic={"x": {0: "batch"}})
 
 
 def test_bad_shapes_in_inputs_are_input_errors(torch):
@@ -230,6 +227,29 @@ def test_bad_shapes_in_inputs_are_input_errors(torch):
 
     net = _cnn(torch)
     with pytest.raises(irbridge.InputError, match=r"every dim must be >= 1"):
-        irbridge.importers.load(net, inputs={"x": (1, -3, 16, 16)})
+        importers.load(net, inputs={"x": (1, -3, 16, 16)})
     with pytest.raises(irbridge.InputError, match=r"GiB"):
-        irbridge.importers.load(net, inputs={"x": (1, 1048576, 1048576)})
+        importers.load(net, inputs={"x": (1, 1048576, 1048576)})
+
+
+def test_a_module_only_torch_onnx_fallbacks_trace_keeps_a_static_batch_and_says_why(torch, monkeypatch):
+    """When torch.export cannot trace the module at all, torch.onnx's own fallbacks may: the
+    batch is then static and recorded, and an axis the user declared is an InputError."""
+    import irbridge
+    from irbridge import dims
+    from irbridge.importers import pytorch
+
+    def refuse(*args, **kwargs):
+        raise pytorch._Failed("torch.export says no")
+
+    monkeypatch.setattr(pytorch, "_export", refuse)
+    net = _cnn(torch)
+    x = seeded((2, 3, 16, 16), seed=8)
+    m = importers.load(net, inputs={"x": x})
+    assert _dims(m.graph.inputs[0]) == [2, 3, 16, 16]
+    (entry,) = dims.summary(m)["fixed"]
+    assert (entry["input"], entry["axis"], entry["size"]) == ("x", 0, 2)
+    assert "torch.export says no" in entry["why"]
+    assert_close(ort_run(m, {"x": x})[0], _run(torch, net, x))
+    with pytest.raises(irbridge.InputError, match=r"cannot leave x axis 0 \(batch\) free: torch.export cannot"):
+        importers.load(net, inputs={"x": x}, dynamic={"x": {0: "batch"}})
