@@ -48,6 +48,22 @@ FRESH_OUTPUT_OPS = frozenset({
 
 
 @dataclasses.dataclass
+class Dims:
+    """An integer shape value (what ONNX computes with Shape, Gather, Concat, ...) held as a
+    Python list of ints and graph scalars (`x.size(1)`), so that shape arithmetic stays live and
+    reads as a person writes it: `x.reshape(batch, sequence, 4, 8)`. It becomes a tensor
+    (`torch.tensor([batch, sequence])`) only where an op needs one."""
+
+    items: list  # int | bool | fx.Node
+    scalar: bool = False  # a 0-D value (one item) rather than 1-D
+    dtype: torch.dtype = torch.int64
+
+    @property
+    def static(self) -> bool:
+        return not any(isinstance(i, fx.Node) for i in self.items)
+
+
+@dataclasses.dataclass
 class ModuleSpec:
     """How a submodule is constructed: `cls(**kwargs)`, for the generated model.py."""
 
@@ -106,6 +122,39 @@ class NodeContext:
         if c is not None:
             return c
         return self.builder.create("call_method", "tolist", (self.x(i),), {}, f"{self.value(i).name}_list")
+
+    def dims(self, i: int) -> Dims | None:
+        """Input i as Dims when it is a shape value or a small integer constant, else None."""
+        if not self.has_input(i):
+            return None
+        held = self.builder.dims.get(self.node.inputs[i].name)
+        if held is not None:
+            return held
+        c = self.const(i)
+        if c is None or c.ndim > 1 or c.size > 64 or c.dtype.kind not in "iub":
+            return None
+        dtype = torch.from_numpy(np.zeros(0, c.dtype)).dtype
+        return Dims([x.item() for x in c.reshape(-1)], scalar=c.ndim == 0, dtype=dtype)
+
+    def is_dims(self, i: int) -> bool:
+        """Whether input i is a shape value computed at run time (not a constant)."""
+        return self.has_input(i) and self.node.inputs[i].name in self.builder.dims
+
+    def sizes(self, i: int) -> list | None:
+        """Input i as a list of ints and graph scalars (a 1-D shape value or constant), else None."""
+        d = self.dims(i)
+        return None if d is None or d.scalar else list(d.items)
+
+    def dim(self, i: int, k: int):
+        """Dim k of input i: an int where the graph fixes it, else `x.size(k)` (named after the
+        ONNX dim, e.g. `batch`), live in the torch graph."""
+        shape = self.node.inputs[i].shape
+        if shape is not None and k < len(shape) and isinstance(shape[k], int):
+            return shape[k]
+        label = shape[k].value if shape is not None and k < len(shape) else None
+        if label in self.builder.input_dims:  # a dim the source named (`batch`): read once
+            return self.builder.size_of(*self.builder.input_dims[label], label)
+        return self.builder.size_of(self.x(i), k, label)
 
     def shape(self, i: int) -> tuple | None:
         """Static shape of input i (ints, or None per unknown dim), or None if unknown."""
@@ -201,6 +250,10 @@ class GraphBuilder:
         self.buffers: dict[str, str] = {}  # onnx value name -> buffer attribute
         self.env: dict[str, fx.Node] = {}  # onnx value name -> fx node
         self.values: dict[str, str] = {}  # onnx value name -> fx node name
+        self.dims: dict[str, Dims] = {}  # onnx shape values held as Python lists (see Dims)
+        self.nonneg: set[fx.Node] = set()  # graph scalars known >= 0 (sizes, their products)
+        self._sizes: dict[tuple[fx.Node, int], fx.Node] = {}
+        self.input_dims: dict[str, tuple[fx.Node, int]] = {}  # graph inputs' named dims
         self._used_names: set[str] = set()
 
     # --- names -------------------------------------------------------------------------------
@@ -219,9 +272,25 @@ class GraphBuilder:
                                       name=provenance.python_name(name) if name else None)
         return node
 
+    def size_of(self, x: fx.Node, k: int, label: str | None = None) -> fx.Node:
+        """`x.size(k)`, once per tensor and dim."""
+        if (x, k) not in self._sizes:
+            name = label if isinstance(label, str) and label.isidentifier() else f"{x.name}_size{k}"
+            node = self.create("call_method", "size", (x, k), {}, name)
+            self._sizes[(x, k)] = node
+            self.nonneg.add(node)
+        return self._sizes[(x, k)]
+
     def value_of(self, value: ir.Value) -> fx.Node:
         if value.name in self.env:
             return self.env[value.name]
+        held = self.dims.get(value.name)
+        if held is not None:  # a shape value some op needs as a tensor
+            items = held.items[0] if held.scalar else list(held.items)
+            node = self.create("call_function", torch.tensor, (items,), {"dtype": held.dtype}, value.name)
+            self.env[value.name] = node
+            self.values[value.name] = node.name
+            return node
         tensor = value.const_value
         if tensor is None:
             raise Unsupported(f"input {value.name!r} is produced by no node the exporter saw")
@@ -270,6 +339,9 @@ def build(model: ir.Model) -> fx.GraphModule:
         ph = b.graph.placeholder(provenance.python_name(value.name))
         b.env[value.name] = ph
         b.values[value.name] = ph.name
+        for k, d in enumerate(value.shape or ()):
+            if isinstance(d, ir.SymbolicDim) and isinstance(d.value, str):
+                b.input_dims.setdefault(d.value, (ph, k))
     problems: list[tuple[ir.Node, str]] = []
     tick = progress.current()
     tick.stage("building PyTorch layers", total=len(graph))
@@ -300,6 +372,9 @@ def build(model: ir.Model) -> fx.GraphModule:
         raise UnsupportedError(_problem_message(problems), nodes=[n.name for n, _ in problems])
     outs = [b.value_of(v) for v in graph.outputs]
     b.graph.output(outs[0] if len(outs) == 1 else tuple(outs))
+    for node in b._sizes.values():  # sizes read for shape values that folded away
+        if not node.users:
+            b.graph.erase_node(node)
     gm = fx.GraphModule(b.root, b.graph, class_name="Model")
     gm.eval()
     gm.irbridge_specs = b.specs
@@ -315,6 +390,9 @@ def _bind_outputs(b: GraphBuilder, node: ir.Node, result) -> None:
     results = result if isinstance(result, tuple) else (result,)
     for out, res in zip(node.outputs, results):
         if not out.name:
+            continue
+        if isinstance(res, Dims):
+            b.dims[out.name] = res
             continue
         b.env[out.name] = res
         if isinstance(res, fx.Node):

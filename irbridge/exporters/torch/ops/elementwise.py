@@ -9,6 +9,7 @@ import torch
 
 from .. import runtime
 from ..registry import converter
+from . import shapes
 
 _BINARY = {
     "Add": operator.add,
@@ -39,6 +40,10 @@ _UNARY = {
 
 def _binary(op_type, fn):
     def convert(ctx):
+        if op_type in ("Add", "Sub", "Mul") and (d := shapes.arithmetic(ctx, op_type)) is not None:
+            return d
+        if op_type == "Equal" and (d := shapes.equal(ctx)) is not None:
+            return d
         a, b = ctx.operand(0, 1), ctx.operand(1, 0)
         if not hasattr(a, "op") and not hasattr(b, "op"):
             a = ctx.x(0)  # both constant: keep a tensor so the result is one
@@ -66,6 +71,8 @@ for _op, _fn in _UNARY.items():
 
 @converter("Div")
 def div(ctx):
+    if (d := shapes.arithmetic(ctx, "Div")) is not None:
+        return d
     dtype = ctx.dtype(0)
     if dtype is not None and dtype.is_floating_point:
         return ctx.call(operator.truediv, ctx.x(0), ctx.operand(1, 0))
@@ -123,4 +130,6 @@ _variadic("Min", torch.minimum)
 
 @converter("Where")
 def where(ctx):
+    if (d := shapes.where(ctx)) is not None:
+        return d
     return ctx.call(torch.where, ctx.x(0), ctx.x(1), ctx.x(2))

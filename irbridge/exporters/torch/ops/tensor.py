@@ -11,6 +11,7 @@ from torch import nn
 from .. import runtime
 from ..builder import TORCH_DTYPES
 from ..registry import Unsupported, converter
+from . import shapes
 
 
 @converter("Identity")
@@ -44,6 +45,8 @@ def constant(ctx):
 
 @converter("Cast", since=6)
 def cast(ctx):
+    if (d := shapes.cast(ctx)) is not None:
+        return d
     to = ctx.attr("to")
     import onnx_ir as ir
 
@@ -60,15 +63,22 @@ def cast_like(ctx):
 
 @converter("Reshape", since=5)
 def reshape(ctx):
+    if (d := shapes.reshape(ctx)) is not None:
+        return d
     shape = ctx.ints(1)
     allowzero = ctx.attr("allowzero", 0)
+    live = ctx.sizes(1) if ctx.is_dims(1) else None
+    if live is not None:  # x.reshape(batch, sequence, 4, 8): 0 copies x's dim (unless allowzero)
+        if not allowzero:
+            live = [ctx.dim(0, i) if isinstance(s, int) and s == 0 else s for i, s in enumerate(live)]
+        return ctx.method("reshape", ctx.x(0), *live)
     if shape is None:
         return ctx.call(runtime.onnx_reshape, ctx.x(0), ctx.method("tolist", ctx.x(1)), allowzero)
     if 0 in shape and not allowzero:
         in_shape = ctx.shape(0)
-        if in_shape is None or any(in_shape[i] is None for i, s in enumerate(shape) if s == 0):
+        if in_shape is None:
             return ctx.call(runtime.onnx_reshape, ctx.x(0), shape, allowzero)
-        shape = [in_shape[i] if s == 0 else s for i, s in enumerate(shape)]
+        shape = [ctx.dim(0, i) if s == 0 else s for i, s in enumerate(shape)]
     return ctx.method("reshape", ctx.x(0), *shape)
 
 
@@ -94,6 +104,8 @@ def transpose(ctx):
 
 @converter("Concat")
 def concat(ctx):
+    if (d := shapes.concat(ctx)) is not None:
+        return d
     return ctx.call(torch.cat, [ctx.x(i) for i in range(ctx.num_inputs) if ctx.has_input(i)],
                     dim=ctx.attr("axis"))
 
@@ -109,6 +121,8 @@ def split(ctx):
 
 @converter("Squeeze", since=13)
 def squeeze(ctx):
+    if (d := shapes.squeeze(ctx)) is not None:
+        return d
     if not ctx.has_input(1):
         return ctx.call(runtime.onnx_squeeze, ctx.x(0))
     axes = ctx.ints_or_runtime(1)
@@ -119,6 +133,8 @@ def squeeze(ctx):
 
 @converter("Unsqueeze", since=13)
 def unsqueeze(ctx):
+    if (d := shapes.unsqueeze(ctx)) is not None:
+        return d
     axes = ctx.ints_or_runtime(1)
     if isinstance(axes, list) and len(axes) == 1 and axes[0] >= 0:
         return ctx.method("unsqueeze", ctx.x(0), axes[0])
@@ -127,7 +143,11 @@ def unsqueeze(ctx):
 
 @converter("Slice", since=10)
 def slice_(ctx):
+    if (d := shapes.slice_(ctx)) is not None:
+        return d
     starts, ends = ctx.ints(1), ctx.ints(2)
+    if ctx.is_dims(1) or ctx.is_dims(2):  # bounds from shape values: x[:, :sequence]
+        starts, ends = ctx.sizes(1), ctx.sizes(2)
     axes = ctx.ints(3) if ctx.has_input(3) else None
     steps = ctx.ints(4) if ctx.has_input(4) else None
     if starts is None or ends is None or (ctx.has_input(3) and axes is None) or (ctx.has_input(4) and steps is None):
@@ -143,8 +163,10 @@ def slice_(ctx):
     return ctx.call(runtime.onnx_slice, ctx.x(0), starts, ends, axes, steps)
 
 
-def _clip(i: int) -> int | None:
+def _clip(i):
     """ONNX uses INT64 extremes for 'to the end'; Python slices say that with None."""
+    if not isinstance(i, int):
+        return i  # a size computed at run time
     if i >= 2**31 - 1:
         return None
     return max(i, -(2**31))
@@ -152,7 +174,16 @@ def _clip(i: int) -> int | None:
 
 @converter("Gather", since=13)
 def gather(ctx):
+    if (d := shapes.gather(ctx)) is not None:
+        return d
     axis = ctx.attr("axis", 0)
+    table = ctx.const(0)
+    if table is not None and table.ndim == 2 and table.dtype.kind == "f" and axis == 0 \
+            and ctx.const(1) is None and ctx.dtype(1) in (torch.int64, torch.int32):
+        # a lookup table: what a person writes is nn.Embedding (which rejects the negative
+        # indices ONNX would count from the end: an error, never a wrong row)
+        return ctx.call_module(nn.Embedding, ctx.x(1), params={"weight": table},
+                               num_embeddings=table.shape[0], embedding_dim=table.shape[1])
     idx = ctx.const(1)
     if idx is not None and idx.ndim == 0 and idx >= 0:
         return ctx.method("select", ctx.x(0), axis, int(idx))
@@ -166,6 +197,8 @@ def gather_elements(ctx):
 
 @converter("Shape", since=15)
 def shape(ctx):
+    if (d := shapes.shape(ctx)) is not None:
+        return d
     return ctx.call(runtime.onnx_shape, ctx.x(0), ctx.attr("start", 0), ctx.attr("end", None))
 
 
@@ -176,7 +209,15 @@ def size(ctx):
 
 @converter("Expand", since=8)
 def expand(ctx):
-    shape = ctx.ints(1)
+    shape = ctx.sizes(1)
+    rank = ctx.rank(0)
+    if shape is not None and rank is not None:
+        # ONNX broadcasts both ways; torch's expand keeps a dim given as -1
+        shape = [-1] * (rank - len(shape)) + list(shape)
+        lead, x_shape = len(shape) - rank, ctx.shape(0)
+        shape = [-1 if k >= lead and ((isinstance(s, int) and s == 1) or (x_shape[k - lead] or 1) > 1)
+                 else s for k, s in enumerate(shape)]
+        return ctx.method("expand", ctx.x(0), *shape)
     if shape is None:
         return ctx.call(runtime.onnx_expand, ctx.x(0), ctx.method("tolist", ctx.x(1)))
     return ctx.call(runtime.onnx_expand, ctx.x(0), shape)
@@ -184,7 +225,7 @@ def expand(ctx):
 
 @converter("Tile", since=13)
 def tile(ctx):
-    reps = ctx.ints(1)
+    reps = ctx.sizes(1)
     if reps is None:
         return ctx.method("repeat", ctx.x(0), ctx.ints_or_runtime(1))
     return ctx.method("repeat", ctx.x(0), *reps)
@@ -204,13 +245,19 @@ def constant_of_shape(ctx):
     value = ctx.attr("value")
     value = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
     dtype = torch.from_numpy(value.copy()).dtype
-    shape = ctx.ints(0)
+    shape = ctx.sizes(0)
     shape_arg = shape if shape is not None else ctx.method("tolist", ctx.x(0))
     return ctx.call(torch.full, shape_arg, value[0].item(), dtype=dtype)
 
 
 @converter("Range", since=11)
 def range_(ctx):
+    start, limit, delta = (shapes.scalar(ctx, i) for i in range(3))
+    dtype = ctx.dtype(0)
+    if _all_given(start, limit, delta) and dtype in (torch.int64, torch.int32) and _any_live(ctx):
+        if start == 0 and delta == 1:
+            return ctx.call(torch.arange, limit, dtype=dtype)
+        return ctx.call(torch.arange, start, limit, delta, dtype=dtype)
     return ctx.call(runtime.onnx_range, ctx.x(0), ctx.x(1), ctx.x(2))
 
 
@@ -239,3 +286,11 @@ def trilu(ctx):
 def cumsum(ctx):
     return ctx.call(runtime.onnx_cumsum, ctx.x(0), ctx.ints_or_runtime(1), ctx.attr("exclusive", 0),
                     ctx.attr("reverse", 0))
+
+
+def _all_given(*items) -> bool:
+    return all(i is not None and not isinstance(i, bool) for i in items)
+
+
+def _any_live(ctx) -> bool:
+    return any(ctx.is_dims(i) for i in range(ctx.num_inputs))
