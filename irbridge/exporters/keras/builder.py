@@ -168,6 +168,9 @@ class KerasBuilder:
         self.permutes = 0
         self.trainable = True
         self.absorbed: dict[ir.Node, ir.Value] = {}  # fused follower -> the value it takes over
+        # MatMul -> (x, the Reshape back) of a Dense over the last axis of x (tf2onnx's Tensordot)
+        self.dense_nd: dict[ir.Node, tuple[ir.Value, ir.Node]] = {}
+        self.dropped: set = set()  # nodes a converter does the work of (the Tensordot's flattening Reshape)
 
     def fresh(self, base: str) -> str:
         name = provenance.python_name(base)
@@ -203,6 +206,78 @@ class KerasBuilder:
         return out
 
 
+def _find_dense_nd(b: KerasBuilder, graph) -> None:
+    """Find Dense layers over the last axis of an N-D tensor, as tf2onnx writes them (Tensordot):
+
+        x [batch, time, 16] -> Reshape([-1, 16]) -> MatMul(W [16, 8]) -> Reshape(live shape) [batch, time, 8]
+
+    One Keras Dense(8) on x does all of it, with any free dims (the live shape is not needed)."""
+    for m in graph:
+        if m.op_type != "MatMul" or m.domain or m.inputs[1] is None or m.inputs[1].const_value is None:
+            continue
+        w = m.inputs[1].const_value
+        first, uses = m.inputs[0].producer(), list(m.outputs[0].uses())
+        if first is None or first.op_type != "Reshape" or len(uses) != 1 or len(w.shape) != 2:
+            continue
+        last = uses[0][0]
+        x, y = first.inputs[0], last.outputs[0]
+        if last.op_type != "Reshape" or uses[0][1] != 0 or len(list(first.outputs[0].uses())) != 1 \
+                or first.outputs[0].is_graph_output() or m.outputs[0].is_graph_output():
+            continue
+        if x.shape is None or y.shape is None or len(x.shape) < 3 or len(y.shape) != len(x.shape):
+            continue
+        if x.shape[-1] != w.shape[0] or y.shape[-1] != w.shape[1] or \
+                not all(same_dim(a, c) for a, c in zip(x.shape[:-1], y.shape[:-1])):
+            continue
+        b.dense_nd[m] = (x, last)
+        b.dropped.add(first)
+        b.absorbed[last] = y
+
+
+def _shape_only(graph, replaced=frozenset()) -> set:
+    """Nodes whose results only a Reshape's target shape reads, where the Reshape keeps its
+    input's batch and knows every other output size: the Keras Reshape layer takes those sizes
+    (`target_shape`, batch excluded), so the arithmetic on the live batch is not needed; or
+    where a converter does the Reshape's work itself (`replaced`).
+
+        Shape(x) -> Gather -> Slice[0:1] -> Concat(_, [400]) -> Reshape(x, _)   =>   Reshape((400,))
+    """
+    def static_beyond_batch(reshape: ir.Node) -> bool:
+        out = reshape.outputs[0].shape
+        return keeps_batch(reshape) and all(isinstance(d, int) for d in out[1:])
+
+    skip: set = set()
+    for node in reversed(list(graph)):
+        uses = [u for out in node.outputs for u in out.uses()]
+        if not uses or any(out.is_graph_output() for out in node.outputs):
+            continue
+        if all(reader in skip or (reader.op_type == "Reshape" and i == 1 and (reader in replaced or
+                                                                             static_beyond_batch(reader)))
+               for reader, i in uses):
+            skip.add(node)
+    return skip
+
+
+def keeps_batch(reshape: ir.Node) -> bool:
+    """Whether a Reshape's output has its input's batch (axis 0): the same dim, or the same
+    number of elements per batch entry when both are known beyond the batch."""
+    src = reshape.inputs[0].shape if reshape.inputs[0] is not None else None
+    out = reshape.outputs[0].shape
+    if src is None or out is None or not len(src) or not len(out):
+        return False
+    if same_dim(src[0], out[0]):
+        return True
+    rest = list(src[1:]) + list(out[1:])
+    return all(isinstance(d, int) for d in rest) and int(np.prod(src[1:])) == int(np.prod(out[1:]))
+
+
+def same_dim(a, b) -> bool:
+    """The same size: equal ints, or the same named symbolic dim."""
+    if isinstance(a, int) or isinstance(b, int):
+        return a == b
+    return a.value is not None and a.value == b.value
+
+
 def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
     import keras
 
@@ -217,11 +292,14 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
         if v.dtype is not None and v.dtype != ir.DataType.FLOAT:
             raise UnsupportedError(f"input {v.name!r} is {v.dtype.name.lower()}; the Keras exporter's "
                                    "layers compute in float32", nodes=[v.name])
+        if v.shape is None:
+            raise UnsupportedError(f"input {v.name!r} has no shape; give one with --input NAME:D1,D2,...",
+                                   nodes=[v.name])
         perm = physical_perm(v) or tuple(range(len(v.shape)))
-        shape = [v.shape[p] for p in perm][1:]
-        if any(not isinstance(d, int) for d in shape):
-            raise UnsupportedError(f"input {v.name!r} has dynamic non-batch dims {list(v.shape)}; "
-                                   "fix them with --input NAME:D1,D2,...", nodes=[v.name])
+        if perm[0] != 0:
+            raise UnsupportedError(f"input {v.name!r}: a layout that moves the batch axis", nodes=[v.name])
+        # free dims stay free: None in keras.Input (the batch is always free in Keras)
+        shape = [d if isinstance(d, int) else None for d in (v.shape[p] for p in perm)][1:]
         t = keras.Input(shape=tuple(shape), name=b.fresh(v.name), dtype=v.dtype.numpy().name
                         if v.dtype is not None else "float32")
         inputs.append(t)
@@ -230,8 +308,12 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
     problems = []
     tick = progress.current()
     tick.stage("building Keras layers", total=len(graph))
+    _find_dense_nd(b, graph)
+    shape_only = _shape_only(graph, b.dropped | set(b.absorbed))
     for node in graph:
         tick.advance()
+        if node in shape_only or node in b.dropped:  # e.g. live shape arithmetic only a Reshape reads
+            continue
         if node in b.absorbed:  # fused into the layer before it (e.g. Conv2D(activation="relu"))
             if b.absorbed[node].name in b.env:
                 b.env[node.outputs[0].name] = b.env[b.absorbed[node].name]

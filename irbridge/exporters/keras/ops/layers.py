@@ -6,7 +6,8 @@ import keras
 import numpy as np
 
 from .... import keras_layers
-from ....passes.assign_nhwc import channels_last
+from ....passes.assign_nhwc import channels_last, physical_perm
+from ..builder import keeps_batch
 from ..registry import Unsupported, converter
 
 
@@ -29,6 +30,8 @@ def gemm(ctx):
 @converter("MatMul")
 def matmul(ctx):
     w = ctx.const(1)
+    if ctx.node in ctx.b.dense_nd:
+        return _dense_last_axis(ctx, w, *ctx.b.dense_nd[ctx.node])
     if w is None or w.ndim != 2:
         raise Unsupported("MatMul by a non-constant or non-2-D matrix")
     bias, add = None, ctx.follower(("Add",))
@@ -39,6 +42,33 @@ def matmul(ctx):
             bias = b.reshape(-1)
             ctx.absorb(add)
     return _dense(ctx, w, bias, after=add if bias is not None else None)
+
+
+def _dense_last_axis(ctx, w, x, reshape):
+    """Dense over the last axis of `x` (N-D, any free dims) doing Reshape-MatMul-Reshape, with a
+    following bias Add and Relu fused; the result stands for the last of them."""
+    ident = tuple(range(len(x.shape)))
+    out = reshape.outputs[0]
+    if (physical_perm(x) or ident) != ident or (physical_perm(out) or ident) != ident:
+        raise Unsupported("a Dense over the last axis of a tensor held in another layout")
+    ends, bias = [out], None
+    add = ctx.follower(("Add",), out)
+    if add is not None:
+        other = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
+        b = None if other.const_value is None or other.is_graph_input() else other.const_value.numpy()
+        if b is not None and b.size == w.shape[1] and b.shape[-1] == w.shape[1]:
+            bias = b.reshape(-1)
+            ctx.b.absorbed[add] = add.outputs[0]
+            ends.append(add.outputs[0])
+    relu = ctx.follower(("Relu",), ends[-1])
+    if relu is not None:
+        ctx.b.absorbed[relu] = relu.outputs[0]
+        ends.append(relu.outputs[0])
+    t = ctx.layer(keras.layers.Dense, ctx.b.tensor(x, ident), weights=[w] + ([bias] if bias is not None else []),
+                  units=w.shape[1], use_bias=bias is not None, activation="relu" if relu is not None else None)
+    for v in ends:
+        ctx.b.env[v.name] = (t, ident)
+    return t
 
 
 def _dense(ctx, kernel, bias, after=None):
@@ -207,8 +237,11 @@ def flatten(ctx):
 @converter("Reshape", since=5)
 def reshape(ctx):
     src, out = ctx.shape(0), ctx.out_shape(0)
-    if src is None or out is None or None in out[1:] or src[0] != out[0]:
-        raise Unsupported("a Reshape that changes the batch size or has unknown sizes")
+    if src is None or out is None or not keeps_batch(ctx.node):
+        raise Unsupported("a Reshape that changes the batch size (or whose batch is not known to stay)")
+    if None in out[1:]:
+        raise Unsupported(f"a Reshape to {list(ctx.node.outputs[0].shape)}: sizes beyond the batch known only "
+                          "at run time (a free dim other than the batch)")
     return ctx.layer(keras.layers.Reshape, ctx.x(0, _identity(ctx), order_only=True),
                      target_shape=tuple(out[1:]))
 
