@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ def bind(weights, onto, *, mapping=None, source_layout: str = "auto", reference=
     source_layout: "auto" or one of tf, torch (= caffe, onnx), theano, keras-channels-first.
     reference: expected outputs for given inputs (.npz path or dict): arrays named after the
         model's inputs, and the expected output(s) under keys starting with "output".
-    inputs: {name: shape} where the architecture needs it (a torch module: to see its flattens).
+    inputs: what irbridge.load takes: example arrays (a tuple/list, or {name: array}) or
+        {name: shape}, where the architecture needs them (a torch module: to see its flattens;
+        a subclassed Keras model never built or called: to build it). A built Keras model
+        needs none.
     """
     layers, hint = read_weights(weights, trust_pickle)
     target = _target(onto, inputs)
@@ -289,8 +293,8 @@ def _target(onto, inputs):
     from .. import formats
     from .targets import KerasTarget, OnnxTarget, TorchTarget
 
-    if type(onto).__module__.split(".")[0] == "keras":
-        return KerasTarget(onto)
+    if _is_keras_model(onto):  # functional, Sequential or subclassed (a user's class lives elsewhere)
+        return KerasTarget(onto, inputs)
     if formats._is_torch_module(onto):
         return TorchTarget(onto, inputs)
     if isinstance(onto, (str, os.PathLike)) and Path(onto).suffix == ".keras":
@@ -303,6 +307,13 @@ def _target(onto, inputs):
     from ..api import load, normalize
 
     return OnnxTarget(normalize(load(onto, inputs=inputs)))
+
+
+def _is_keras_model(obj) -> bool:
+    if type(obj).__module__.split(".")[0] == "keras":
+        return True
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(obj, keras.Model)
 
 
 def _read_reference(path: Path) -> dict:

@@ -21,8 +21,13 @@ class KerasTarget:
 
     framework = "keras"
 
-    def __init__(self, model):
+    def __init__(self, model, inputs=None):
         self.model = model
+        self.flatten: dict[str, tuple] = {}
+        if not _is_functional(model):  # subclassed: built from `inputs` if need be, flattens from its graph
+            if not model.built or inputs is not None:
+                self.model = _built_copy(model, inputs)  # the user's model is never changed
+            self.flatten = _traced_flattens(self.model)
 
     def layers(self) -> list[tuple[str, list[Slot]]]:
         out = []
@@ -39,7 +44,8 @@ class KerasTarget:
                     slots.append(Slot(layer.name, role, "depthwise", (shape[2] * shape[3], 1, shape[0], shape[1]),
                                       var.path))
                 elif cls == "Dense" and role == "weight":
-                    slots.append(Slot(layer.name, role, "dense", shape[::-1], var.path, _keras_flatten(layer)))
+                    flatten = _keras_flatten(layer) or self.flatten.get(layer.name)
+                    slots.append(Slot(layer.name, role, "dense", shape[::-1], var.path, flatten))
                 else:
                     slots.append(Slot(layer.name, role, "vector", shape, var.path))
             if slots:
@@ -50,9 +56,12 @@ class KerasTarget:
         return {"conv": "HWIO", "depthwise": "HWCM", "dense": "IO"}.get(slot.kind, "")
 
     def apply(self, bound: dict[str, np.ndarray]):
-        import keras
+        from ..importers.keras_model import fresh_copy
 
-        clone = keras.models.clone_model(self.model)
+
+        clone = fresh_copy(self.model)
+        if not clone.built:  # a subclassed model made anew: built as the original was
+            clone(*_example_call(self.model), training=False)
         clone.set_weights(self.model.get_weights())
         for original, copied in zip(_keras_layers(self.model), _keras_layers(clone)):
             for var, new in zip(original.weights, copied.weights):
@@ -74,6 +83,69 @@ class KerasTarget:
     def _multiplier(self, slot: Slot) -> int:
         layer = next(ly for ly in _keras_layers(self.model) if ly.name == slot.layer)
         return int(layer.depth_multiplier)
+
+
+def _is_functional(model) -> bool:
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):  # a subclassed model has no Input layers
+        return False
+
+
+def _built_copy(model, inputs):
+    """A clone of a subclassed Keras model, built by calling it on `inputs` (example arrays, or
+    zeros of the given shapes: a free batch is 1 there)."""
+
+    from ..errors import InputError
+    from ..importers.keras_model import _call_args, _given_inputs, _is_array, fresh_copy
+
+    given = _given_inputs(inputs)
+    if given is None:
+        raise InputError(f"Keras model {model.name!r} is subclassed and has never been built or called, so "
+                         "its weights do not exist yet: call it once, or pass example arrays inputs=(x,) "
+                         "or shapes inputs={'x': (1, 224, 224, 3)}")
+    xs = []
+    for name, v in given:
+        if _is_array(v):
+            xs.append(np.asarray(v))
+            continue
+        if any(d is None for d in v[1:]):
+            raise InputError(f"inputs= shape {list(v)} for {name or 'the input'}: building the model needs "
+                             "every size but the batch")
+        xs.append(np.zeros([1 if d is None else int(d) for d in v], np.float32))
+    clone = fresh_copy(model)
+    clone(*_call_args(clone, xs), training=False)
+    clone._irbridge_example = [np.zeros_like(x[:1]) for x in xs]
+    if model.built and len(model.weights) == len(clone.weights):
+        clone.set_weights(model.get_weights())
+    return clone
+
+
+def _example_call(model) -> tuple:
+    """Arguments that build a fresh copy of a built subclassed model as it was built."""
+    from ..importers.keras_model import _call_args, _declared_inputs
+
+    example = getattr(model, "_irbridge_example", None)
+    if example is None:
+        declared = _declared_inputs(model) or []
+        example = [np.zeros([1 if d is None else d for d in shape], np.float32) for _, shape, _ in declared]
+    return _call_args(model, example)
+
+
+def _traced_flattens(model) -> dict[str, tuple]:
+    """flatten_reads of a subclassed model's imported graph (Keras knows no layer's input
+    there), or nothing when it cannot be traced."""
+    from onnx_ir.passes.common import ShapeInferencePass
+
+    from ..errors import IrbridgeError
+    from ..importers.keras_model import load
+
+    try:
+        graph = load(model)
+        ShapeInferencePass()(graph)
+    except IrbridgeError:
+        return {}
+    return flatten_reads(graph)
 
 
 def _keras_layers(model):
