@@ -113,9 +113,12 @@ def _to_onnx(module, program, names, values, as_kwargs, failure, torch):
     else:
         target = module
         args, kwargs = ((), dict(zip(names, values))) if as_kwargs else (tuple(values), None)
+    # torch names the inputs after the forward's parameters (`xs_0` for a list's first tensor)
+    # and drops constants; a dict of tensors passed in order is named after its keys
+    plain = not as_kwargs and all(isinstance(v, torch.Tensor) for v in values)
     try:
         return torch.onnx.export(target, args, kwargs=kwargs, dynamo=True, optimize=False,
-                                 input_names=names, verbose=False)
+                                 input_names=names if plain else None, verbose=False)
     except Exception as e:
         reason = failure.reason if failure is not None else _reason(str(e))
         raise UnsupportedError(
@@ -192,12 +195,13 @@ def _export(module, names, values, as_kwargs, axes, torch):
     for name, value in zip(names, values):
         free = {a: dim(ax.label) for (n, a), ax in sorted(axes.items()) if n == name}
         example.append(_at_least_two(value, free, torch) if free else value)
-        shapes.append(free or None)
+        # a list/dict of tensors stays static, in a spec of its own structure
+        shapes.append(free or torch.utils._pytree.tree_map(lambda _: None, value))
     if as_kwargs:
         args, kwargs, spec = (), dict(zip(names, example)), dict(zip(names, shapes))
     else:
         args, kwargs, spec = tuple(example), None, tuple(shapes)
-    if not any(shapes):
+    if not axes:
         spec = None
     for _ in range(4):
         try:

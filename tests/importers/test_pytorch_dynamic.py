@@ -178,20 +178,38 @@ def test_scalars_and_other_arguments_stay_static(torch):
     from irbridge import dims
 
     class Scaled(torch.nn.Module):
-        def forward(self, x, t, table, factor=1.0):
-            return (x * t + table.sum()) * factor
+        def forward(self, x, factor, t, tables):
+            return (x * t + tables[0].sum() - tables[1]["b"].sum()) * factor
 
     x, t, table = seeded((1, 4)), np.array(0.5, np.float32), seeded((3, 4), seed=1)
-    m = importers.load(Scaled(), inputs=(x, torch.tensor(t), table, 3.0))
+    other = seeded((3, 4), seed=9)
+    tables = [torch.from_numpy(table), {"b": torch.from_numpy(other)}]
+    m = importers.load(Scaled(), inputs=(x, 3.0, torch.tensor(t), tables))
     shapes = {v.name: _dims(v) for v in m.graph.inputs}
     assert shapes["x"] == ["batch", 4]
     assert shapes["t"] == []
-    assert shapes["table"] == [3, 4]  # axis 0 of size 3 is not the batch (1): recorded
+    assert shapes["tables_0"] == shapes["tables_1_b"] == [3, 4]  # a list of tensors stays static
+    assert dims.summary(m)["fixed"] == []
+    x2 = seeded((2, 4), seed=2)
+    got = ort_run(m, {"x": x2, "t": t, "tables_0": table, "tables_1_b": other})[0]
+    assert_close(got, (x2 * t + table.sum() - other.sum()) * 3.0)
+
+
+def test_an_input_whose_axis_0_is_not_the_batch_stays_static_and_says_so(torch):
+    from irbridge import dims
+
+    class Gather(torch.nn.Module):
+        def forward(self, x, table):
+            return x @ table.T
+
+    x, table = seeded((1, 4)), seeded((3, 4), seed=1)
+    m = importers.load(Gather(), inputs=(x, table))
+    assert {v.name: _dims(v) for v in m.graph.inputs} == {"x": ["batch", 4], "table": [3, 4]}
     (entry,) = dims.summary(m)["fixed"]
     assert (entry["input"], entry["axis"], entry["size"]) == ("table", 0, 3)
+    assert "not the batch" in entry["why"]
     x2 = seeded((2, 4), seed=2)
-    got = ort_run(m, {"x": x2, "t": t, "table": table})[0]
-    assert_close(got, (x2 * t + table.sum()) * 3.0)
+    assert_close(ort_run(m, {"x": x2, "table": table})[0], x2 @ table.T)
 
 
 @pytest.mark.parametrize("dynamic, match", [
