@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     want_json = "--json" in argv
     debug = "--debug" in argv
     _terminate_cleanly()
+    _quiet_libraries(debug)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -142,6 +143,15 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(e.kind, e.message, e.nodes, want_json, debug, e, e.exit_code)
         return _fail("internal", f"unexpected {type(e).__name__}: {e} (run with --debug for the "
                      "traceback and report it)", [], want_json, debug, e)
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """onnx_ir logs a traceback when shape inference gives up on a graph (which then stays as it
+    was); the command's own message says what matters. --debug shows it all."""
+    import logging
+
+    if not debug:
+        logging.getLogger("onnx_ir").setLevel(logging.ERROR)
 
 
 def _terminate_cleanly() -> None:

@@ -27,7 +27,7 @@ def onnx_runner(model: ir.Model) -> Runner:
 
     def run(feeds):
         if not session:
-            session["s"], session["weights"] = _model_session(model)
+            session["s"], session["weights"] = _loaded(model)
         outs = session["s"].run(names_out, {**file_feeds(feeds), **session["weights"]})
         return {n: o.transpose(from_file[n]) if n in from_file else o for n, o in zip(names_out, outs)}
 
@@ -152,6 +152,20 @@ def _session(proto: onnx.ModelProto):
             raise
         proto.ir_version = int(newest.group(1))
         return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _loaded(model: ir.Model):
+    """_model_session, with a graph onnxruntime refuses to load (at any size) said plainly."""
+    try:
+        return _model_session(model)
+    except Exception as e:
+        if not type(e).__module__.startswith("onnxruntime"):
+            raise
+        from ..errors import InputError
+
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"onnxruntime cannot load the graph the check compares against: {text} "
+                         "(the model is not valid ONNX as it stands; --no-check skips the check)") from e
 
 
 def _model_session(model: ir.Model):

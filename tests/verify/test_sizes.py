@@ -209,3 +209,15 @@ def test_a_half_precision_model_verifies_at_fp16_tolerance():
     rep = verify_against(reference_run(model), Runner(["x"], ["y"], float32_then_round))
     assert rep.ok and rep.tolerance == "fp16", str(rep)
     assert "fp16" in str(rep) or "5e-3" in str(rep)
+
+
+def test_a_graph_onnxruntime_cannot_load_is_said_once_not_searched_for_sizes():
+    """A TorchScript fp16 export of BERT feeds LayerNormalization float16 data with a float32
+    scale: no size can help, and the error says so instead of trying them all."""
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, (4,), [1.0, 2.0, 3.0, 4.0])
+    model = _model([helper.make_node("LayerNormalization", ["x", "scale"], ["y"], axis=-1)],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["batch", "sequence", 4])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT16, None)], [scale])
+    with pytest.raises(InputError) as e:
+        reference_run(model)
+    assert "cannot load the graph" in e.value.message and "LayerNormalization" in e.value.message
