@@ -1,7 +1,9 @@
 """Importers: each lifts one source format literally into an onnx_ir.Model.
 
 An importer is a function `(source, weights, inputs) -> ir.Model` registered here by format
-name as "module:function", so that importing irbridge never imports a framework.
+name as "module:function", so that importing irbridge never imports a framework. An importer
+that can free more dims takes a `dynamic` keyword too ({name: {axis: label}}, `dynamic_spec`);
+`load` refuses `dynamic=` for the others.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ def load(source, weights=None, *, format: str | None = None, inputs=None, dynami
     if dynamic is not None:
         if "dynamic" not in inspect.signature(importer).parameters:
             raise InputError(
-                f"dynamic= (--dynamic) applies to PyTorch sources; a {fmt} source (ONNX, Keras, TF, ...) keeps the free "
-                "dims it has (use --input NAME:D1,... / inputs= to fix them instead)."
+                f"dynamic= (--dynamic) applies to PyTorch sources; this {fmt!r} source keeps the free "
+                "dims it has (ONNX dim_params, Keras/TF None dims); --input NAME:D1,... / inputs= fix them."
             )
         options["dynamic"] = dynamic
     model = importer(source, weights, inputs, **options)
