@@ -64,7 +64,7 @@ def load(source, weights=None, *, format: str | None = None, inputs=None, dynami
     if trust_code and fmt != "keras":
         raise InputError(f"trust_code applies to Keras models only, not to {fmt!r} sources")
     options = {"trust_code": True} if trust_code else {}
-    if dynamic is not None:
+    if dynamic:  # None, {} and [] (no --dynamic) ask for nothing
         if "dynamic" not in inspect.signature(importer).parameters:
             raise InputError(
                 f"dynamic= (--dynamic) applies to PyTorch sources; this {fmt!r} source keeps the free "

@@ -238,6 +238,7 @@ def test_dynamic_for_another_format_is_an_input_error():
                        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])])
     with pytest.raises(irbridge.InputError, match="applies to PyTorch sources"):
         importers.load(model, dynamic={"x": {0: "batch"}})
+    assert importers.load(model, dynamic={}).graph.inputs[0].name == "x"  # no --dynamic given
 
 
 def test_bad_shapes_in_inputs_are_input_errors(torch):
