@@ -133,6 +133,9 @@ def test_dynamic_zoo_model_runs_at_three_sizes(name, sizes, tmp_path):
     gm, _ = check_sizes(path, tmp_path / "out", sizes)
     text = (tmp_path / "out" / "model.py").read_text()
     assert "nn.Linear(" in text and "nn.LayerNorm(" in text
+    # shape arithmetic reads as a person writes it: sizes read live, no shape tensors
+    assert "batch = " in text and ".size(0)" in text
+    assert "onnx_shape(" not in text and ".tolist()" not in text
 
 
 # --- the same architectures from transformers, tiny configs, random weights ----------------------

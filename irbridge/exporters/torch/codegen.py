@@ -39,6 +39,7 @@ def module_source(gm: torch.fx.GraphModule, source: str = "an ONNX graph") -> st
     for global_name, fn in helpers.items():
         body = re.sub(rf"\b{re.escape(global_name)}\b", fn.__name__, body)
     body = re.sub(r";\s+(\w+ = )+None", "", body)  # fx's eager-free statements, noise to a reader
+    body = _SUBSCRIPT.sub(_subscript, body)
     body = "\n".join(line for line in body.splitlines() if line.strip())
     lines = [_HEADER.format(doc="A PyTorch model converted by irbridge.", source=source)]
     for fn in _with_dependencies(helpers.values()):
@@ -56,6 +57,20 @@ def module_source(gm: torch.fx.GraphModule, source: str = "an ONNX graph") -> st
     lines.append("")
     lines.extend("    " + line for line in body.splitlines())
     return "\n".join(lines) + "\n"
+
+
+# fx writes x[:, :n] as x[(slice(None, None, None), slice(None, n, None))]
+_SUBSCRIPT = re.compile(r"\[\(((?:slice\([^()]*\)|[\w.\-]+|, ?)+)\)\]")
+_SLICE = re.compile(r"slice\(([^(),]*), ([^(),]*), ([^(),]*)\)")
+
+
+def _subscript(m: re.Match) -> str:
+    def colon(s: re.Match) -> str:
+        start, stop, step = (p.strip() for p in s.groups())
+        text = f"{'' if start == 'None' else start}:{'' if stop == 'None' else stop}"
+        return text if step == "None" else f"{text}:{step}"
+
+    return "[" + _SLICE.sub(colon, m.group(1)) + "]"
 
 
 def _helpers(globals_: dict) -> dict[str, object]:

@@ -88,7 +88,14 @@ def flatten(ctx):
     rank = ctx.rank(0)
     if axis == 1 or (rank is not None and axis == 1 - rank):
         return ctx.call_module(nn.Flatten, ctx.x(0))
-    return ctx.call(runtime.onnx_flatten, ctx.x(0), axis)
+    if rank is None:
+        return ctx.call(runtime.onnx_flatten, ctx.x(0), axis)
+    axis = axis + rank if axis < 0 else axis
+    if axis == 0:
+        return ctx.method("reshape", ctx.x(0), 1, -1)
+    if axis == rank:
+        return ctx.method("reshape", ctx.x(0), -1, 1)
+    return ctx.method("flatten", ctx.method("flatten", ctx.x(0), 0, axis - 1), 1)
 
 
 @converter("Transpose")
@@ -187,6 +194,11 @@ def gather(ctx):
     idx = ctx.const(1)
     if idx is not None and idx.ndim == 0 and idx >= 0:
         return ctx.method("select", ctx.x(0), axis, int(idx))
+    rank = ctx.rank(0)
+    if rank is not None and ctx.dtype(1) in (torch.int64, torch.int32):
+        # x[:, idx]: torch's indexing by one index tensor is ONNX Gather (negative indices too)
+        axis = axis + rank if axis < 0 else axis
+        return ctx.call(operator.getitem, ctx.x(0), (slice(None),) * axis + (ctx.x(1),) if axis else ctx.x(1))
     return ctx.call(runtime.onnx_gather, ctx.x(0), ctx.x(1), axis)
 
 
