@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx_ir as ir
 
-from . import exporters, importers, progress
+from . import exporters, importers, progress, provenance
 from .errors import InputError, VerificationError
 from .verify import VerificationReport, reference_run, verify_against
 from .verify import verify as _verify
@@ -30,16 +30,17 @@ def load(source, weights=None, *, format: str | None = None, inputs=None, dynami
 
     `inputs`: example arrays (a tuple/list in input order, or {name: array}) or {name: shape}.
     Shapes fix the dims they name (recorded: `irbridge.dims.summary(model)["fixed"]`); a dim
-    the source leaves free stays free otherwise. `dynamic`: {name: {axis: label}} more free
-    axes (PyTorch sources; their batch is free by default).
+    the source leaves free stays free otherwise. A PyTorch module is traced from the inputs
+    (arrays or shapes alike); its batch stays free, and `dynamic`: {name: {axis: label}} frees
+    more axes.
     `trust_code=True` lets a Keras file's Lambda layers and custom objects load, `trust_pickle=True`
     unpickles a whole-module .pt file (both off by default: model files come from the internet)."""
     kwargs = {"dynamic": dynamic} if dynamic is not None else {}
     model = importers.load(source, weights, format=format, inputs=inputs, trust_code=trust_code,
                            trust_pickle=trust_pickle, **kwargs)
     shapes = _shapes_of(inputs)
-    if shapes:
-        _fix_dims(model, shapes)
+    if shapes and model.metadata_props.get(provenance.SOURCE_FORMAT) != "torch":
+        _fix_dims(model, shapes)  # a PyTorch source is traced from them: its batch stays free
     from . import dims
 
     dims.record_free(model)
