@@ -233,7 +233,8 @@ class _GraphBuilder:
     # each handler returns the output value name ------------------------------------------
     def _inputlayer(self, name, cls, c, xs, first, sources):
         shape = c.get("batch_input_shape") or c.get("batch_shape")
-        dims = [1 if d is None else int(d) for d in shape]
+        # a free dim (None) stays free: `batch` at axis 0, `<input>_dim<k>` elsewhere
+        dims = [int(d) if d is not None else ("batch" if k == 0 else f"{name}_dim{k}") for k, d in enumerate(shape)]
         self.inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
         return name
 

@@ -190,8 +190,8 @@ def _input_specs(km, inputs, tf) -> tuple[list, list]:
         if declared is None:
             raise InputError(
                 f"Keras model {km.name!r} is subclassed and has never been built or called, so Keras "
-                f"knows no input shape: call it once, or pass example arrays inputs=(x,) or shapes "
-                f"inputs={{'x': (None, 224, 224, 3)}}") from None
+                f"knows no input shape: call it once, or pass example arrays inputs=(x,) (the batch "
+                f"stays free) or shapes inputs={{'x': (1, 224, 224, 3)}}") from None
         return [tf.TensorSpec(shape, dtype, name=name) for name, shape, dtype in declared], []
     functional = _is_functional(km)
     if not functional:
@@ -220,8 +220,7 @@ def _input_specs(km, inputs, tf) -> tuple[list, list]:
 
 
 FIXED_BY_INPUTS = "fixed by --input / inputs="  # as irbridge.load says it
-FROM_EXAMPLE = ("taken from the example array: a subclassed Keras model declares no input shape "
-                "(pass inputs={name: shape} with None for a free dim)")
+FROM_EXAMPLE = "taken from the example array: a subclassed Keras model declares no input shape"
 
 
 def _given_shape(km, name, value, decl):

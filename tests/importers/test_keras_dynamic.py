@@ -161,3 +161,19 @@ def test_savedmodel_with_a_free_batch_stays_free(tmp_path):
     assert m.metadata_props["irbridge.import_check"].startswith("tensorflow: ok")
     x = seeded((6, 8), seed=6)
     assert_close(run_onnx(m, x), net(tf.constant(x)).numpy())
+
+
+def test_a_legacy_h5_free_batch_stays_free_and_runs_at_two_batches(tmp_path):
+    pytest.importorskip("h5py")
+    from irbridge.models.legacy_h5 import write_vgg_style
+
+    write_vgg_style(tmp_path / "m.h5", 1, "tf", "tensorflow")
+    m = irbridge.load(tmp_path / "m.h5")
+    [(name, shape)] = graph_inputs(m).items()
+    assert shape[0] == "batch" and all(isinstance(d, int) for d in shape[1:])
+    from irbridge.verify import onnx_runner
+
+    runner = onnx_runner(irbridge.normalize(m))
+    outs = [next(iter(runner.run({name: seeded((b, *shape[1:]), seed=7)[:b]}).values())) for b in (2, 3)]
+    assert [o.shape[0] for o in outs] == [2, 3]
+    assert_close(outs[1][:2], outs[0])  # the same seeded rows give the same answers at any batch
