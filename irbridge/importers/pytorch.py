@@ -44,7 +44,7 @@ from ..errors import InputError, UnsupportedError
 from . import dynamic_spec
 
 BATCH = "batch"  # the default free dim: axis 0 of every batched input
-RANGES = "irbridge.dim_ranges"  # model metadata: JSON {label: [min, max]} for bounded free dims
+RANGES = "irbridge.dim_ranges"  # model metadata: JSON {label: [min, max or null]} for bounded free dims
 _MAX_EXAMPLE_BYTES = 1 << 33  # 8 GiB: a shape in `inputs=` larger than this is refused
 
 
@@ -210,6 +210,9 @@ def _export(module, names, values, as_kwargs, axes, torch):
             msg = str(e)
             fixes = _suggested_fixes(msg) if spec is not None else None
             if not fixes:
+                program = _derived(module, args, kwargs, spec, example, torch) if spec is not None else None
+                if program is not None:
+                    return program
                 raise _Failed(_reason(msg, internal)) from e
             constants = {internal.get(n, n) for n in re.findall(r"^\s*(\w+) = -?\d+\s*$", fixes, re.M)}
             if constants:
@@ -219,6 +222,33 @@ def _export(module, names, values, as_kwargs, axes, torch):
             except Exception:
                 raise _Failed(_reason(msg, internal)) from e
     raise _Failed("torch.export kept narrowing the free dims")
+
+
+def _derived(module, args, kwargs, spec, example, torch):
+    """torch.export with Dim.DYNAMIC in place of each named Dim, or None. A named Dim fails on
+    a guard torch cannot prove for every size (a conv stack's `1 % (samples // 20 - 1) != 0`);
+    DYNAMIC lets torch derive the bounds instead (`samples >= 40`, kept in RANGES). Only taken
+    when every free axis of these plain-tensor inputs stayed symbolic."""
+    from torch.export import Dim
+
+    if not all(isinstance(v, torch.Tensor) for v in example):
+        return None
+
+    def auto(entry):
+        return {a: Dim.DYNAMIC for a in entry} if isinstance(entry, dict) and entry else entry
+
+    shapes = {k: auto(v) for k, v in spec.items()} if isinstance(spec, dict) else tuple(auto(v) for v in spec)
+    try:
+        program = torch.export.export(module, args, kwargs, dynamic_shapes=shapes, strict=False)
+    except Exception:  # noqa: BLE001 - the caller reports the named Dims' failure
+        return None
+    wanted = list(spec.values()) if isinstance(spec, dict) else list(spec)
+    fakes = [n.meta.get("val") for n in program.graph.nodes
+             if n.op == "placeholder" and n.name in program.graph_signature.user_inputs]
+    for fake, entry in zip(fakes, wanted):
+        if isinstance(entry, dict) and any(not isinstance(fake.shape[a], torch.SymInt) for a in entry):
+            return None  # torch made a requested axis static: not free after all
+    return program
 
 
 def _at_least_two(value, free: dict, torch):
@@ -329,10 +359,11 @@ def _name_dims(model: ir.Model, program, axes: dict) -> None:
     ranges = {}
     for symbol, bounds in getattr(program, "range_constraints", {}).items():
         label = rename.get(str(symbol))
-        if label is None or not isinstance(bounds.upper, sympy.Integer):
-            continue  # not a free input dim, or unbounded (torch's int_oo)
         lower = int(bounds.lower) if isinstance(bounds.lower, sympy.Integer) else 0
-        ranges[label] = [lower, int(bounds.upper)]
+        upper = int(bounds.upper) if isinstance(bounds.upper, sympy.Integer) else None
+        if label is None or (upper is None and lower <= 2):
+            continue  # not a free input dim, or unbounded (torch's int_oo, sizes from 0 or 2)
+        ranges[label] = [lower, upper]
     if ranges:
         model.metadata_props[RANGES] = json.dumps(ranges, sort_keys=True)
 
