@@ -46,6 +46,7 @@ DEFAULT_PIPELINE: list[str] = [
     "fold-kernel-flip",  # likewise: bakes Theano's kernel flips into the weights
     "recover-batchnorm",  # before fold-constants, which would merge Keras's statistics into two vectors
     "fold-constants",  # materialises weight fills and shape arithmetic as initializers
+    "reshape-as-transpose",  # after folding (needs the target shape), before the transposes are cancelled
     "cancel-transposes",  # after folding, so constant operands can be permuted to match
     "eliminate-identity",  # folding and Dropout-free graphs leave Identity chains behind
     "remove-unused",  # drops what folding disconnected
@@ -123,5 +124,6 @@ def _load_all() -> None:
         fold_weight_layout,
         merge_affine_into_batchnorm,
         recover_batchnorm,
+        reshape_as_transpose,
         to_nhwc,
     )
