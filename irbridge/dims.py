@@ -76,14 +76,16 @@ def summary(model: ir.Model) -> dict:
 
 
 def fix_shapes(model: ir.Model, shapes: dict, why: str) -> None:
-    """Give graph inputs the static shapes in `shapes` ({name: dims}), recording every free
-    dim so fixed (the user asked: `--input`, or shapes in `inputs=`)."""
+    """Give graph inputs the sizes in `shapes` ({name: dims}; a None keeps that dim as it is),
+    recording every free dim so fixed (the user asked: `--input`, or shapes in `inputs=`)."""
     for v in graph_inputs(model):
         if v.name not in shapes:
             continue
-        new = tuple(int(d) for d in shapes[v.name])
-        if v.shape is not None:
-            for axis, (old, d) in enumerate(zip(v.shape, new)):
-                if is_free(old):
-                    fix(model, v.name, axis, d, why)
-        v.shape = ir.Shape(new)
+        given = list(shapes[v.name])
+        old = list(v.shape) if v.shape is not None else [None] * len(given)
+        new = [o if d is None else int(d) for o, d in zip(old, given)]
+        for axis, (o, d) in enumerate(zip(old, given)):
+            if d is not None and (o is None or is_free(o)):
+                fix(model, v.name, axis, int(d), why)
+        if all(d is not None for d in new):
+            v.shape = ir.Shape(new)

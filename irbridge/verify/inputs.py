@@ -43,7 +43,9 @@ def input_specs(model: ir.Model, shapes: Mapping[str, tuple] | None = None) -> l
     specs = []
     for v in dims.graph_inputs(model):
         if v.name in shapes:
-            shape = checked_shape(v.name, shapes[v.name], v.shape)
+            declared = None if v.shape is None else \
+                tuple(d if isinstance(d, int) else dims.label(v, k) for k, d in enumerate(v.shape))
+            shape = checked_shape(v.name, shapes[v.name], declared)
         elif v.shape is None:
             raise InputError(f"input {v.name!r} has no shape in the model; give one with --input {v.name}:D1,D2,...")
         else:
@@ -53,9 +55,16 @@ def input_specs(model: ir.Model, shapes: Mapping[str, tuple] | None = None) -> l
     return specs
 
 
-def checked_shape(name: str, shape, declared=None) -> tuple[int, ...]:
-    """A user-given shape as ints, or an InputError naming the input and the flag."""
+def checked_shape(name: str, shape, declared=None) -> tuple:
+    """A user-given shape as ints (a None keeps the declared dim: its size, or its label when
+    free), or an InputError naming the input and the flag."""
     given = "x".join(str(d) for d in shape) if isinstance(shape, (tuple, list)) else str(shape)
+    if declared is not None and isinstance(shape, (tuple, list)) and len(shape) == len(declared) \
+            and any(d is None for d in shape):
+        kept = tuple(declared[k] if d is None else d for k, d in enumerate(shape))
+        ints = checked_shape(name, [(w if isinstance(w, int) else 1) if d is None else d
+                                    for d, w in zip(shape, declared)], declared)
+        return tuple(k if d is None else i for k, d, i in zip(kept, shape, ints))
     try:
         out = tuple(int(d) for d in shape)
     except (TypeError, ValueError):

@@ -221,3 +221,16 @@ def test_a_graph_onnxruntime_cannot_load_is_said_once_not_searched_for_sizes():
     with pytest.raises(InputError) as e:
         reference_run(model)
     assert "cannot load the graph" in e.value.message and "LayerNormalization" in e.value.message
+
+
+def test_a_none_in_a_given_shape_keeps_that_dim_free(tmp_path):
+    model = _encoder()
+    fixed = irbridge.load(model, inputs={"ids": (None, 16), "mask": (None, 16)})
+    assert [getattr(d, "value", d) for d in fixed.graph.inputs[0].shape] == ["batch", 16]
+    from irbridge import dims
+
+    summary = dims.summary(fixed)
+    assert {(f["input"], f["axis"]) for f in summary["fixed"]} == {("ids", 1), ("mask", 1)}
+    assert {(f["input"], f["axis"]) for f in summary["free"]} == {("ids", 0), ("mask", 0)}
+    rep = verify(model, model, inputs={"ids": (None, 16), "mask": (None, 16)})
+    assert [s["ids"] for s in rep.shapes] == [(2, 16), (3, 16)]
