@@ -382,33 +382,26 @@ def check_against_keras(model: ir.Model, km) -> None:
 
 
 def check_against_source(model: ir.Model, framework: str, run, specs=None) -> None:
-    """Run the source (`run(list of arrays, in graph input order)`) and the imported graph on
-    the same seeded inputs, at two sizes of every free dim (verify.check_feeds: batch 2 and 3,
-    other free dims at two lengths); record the result in `irbridge.import_check` and raise
-    VerificationError on a mismatch. (`specs` is no longer read: the graph gives the shapes.)"""
-    from ..verify import VerificationReport, check_feeds, compare, onnx_runner
+    """Run the imported graph (onnxruntime) and the source (`run(list of arrays, in graph input
+    order)`) on the same seeded inputs, at two sizes of every free dim (the check's plan: batch 2
+    and 3, other free dims at two lengths); record the result in `irbridge.import_check` and
+    raise VerificationError on a mismatch. (`specs` is no longer read: the graph gives the shapes.)"""
+    from ..verify import Runner, reference_run, verify_against
 
-    runner = onnx_runner(model)
-    checks, shapes = [], []
-    for feeds in check_feeds(model, seed=0):
-        ref = run([feeds[n] for n in runner.input_names])
-        ref = list(ref.values()) if isinstance(ref, dict) else ref
-        ref = ref if isinstance(ref, (list, tuple)) else [ref]
-        got = runner.run(feeds)
-        checks.append([compare(n, np.asarray(r), got[n]) for n, r in zip(runner.output_names, ref)])
-        shapes.append({n: list(feeds[n].shape) for n in runner.input_names})
-        if not all(c.ok for c in checks[-1]):
-            break
-    if runner.close is not None:
-        runner.close()
-    worst = [max(col, key=lambda c: (not c.ok, c.max_abs)) for col in zip(*checks)]
-    ok = all(c.ok for row in checks for c in row)
-    summary = ", ".join(f"{c.name}: max_abs={c.max_abs:.3g}" for c in worst)
-    ran = "; ".join(dict.fromkeys(", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in shape.items())
-                                  for shape in shapes))
-    model.metadata_props["irbridge.import_check"] = (f"{framework}: {'ok' if ok else 'MISMATCH'} ({summary}) "
-                                                     f"at {ran}")
-    if not ok:
-        report = VerificationReport(False, None, 1e-4, checks[-1])
+    ref = reference_run(model, seed=0)
+    names_out = [v.name for v in model.graph.outputs]
+
+    def source(feeds):
+        out = run([feeds[n] for n in ref.input_names])
+        out = list(out.values()) if isinstance(out, dict) else out
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return {n: np.asarray(o) for n, o in zip(names_out, out)}
+
+    report = verify_against(ref, Runner(ref.input_names, names_out, source))
+    summary = ", ".join(f"{c.name}: max_abs={c.max_abs:.3g}" for c in report.outputs)
+    ran = "; ".join(", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in shape.items()) for shape in report.shapes)
+    model.metadata_props["irbridge.import_check"] = (f"{framework}: {'ok' if report.ok else 'MISMATCH'} "
+                                                     f"({summary}) at {ran}")
+    if not report.ok:
         raise VerificationError(f"the ONNX graph tf2onnx made differs from {framework} itself "
-                                f"(inputs {ran.split('; ')[-1]}):\n{report}", report)
+                                f"(inputs {ran}):\n{report}", report)
