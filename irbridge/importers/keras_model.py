@@ -26,7 +26,8 @@ import numpy as np
 import onnx_ir as ir
 
 from .. import dims, provenance
-from ..errors import InputError, UnsupportedError, VerificationError
+from ..errors import InputError, UnsupportedError
+from .source_check import check_against_source
 from .tf_common import quiet_tf, tf2onnx_opset
 
 
@@ -380,28 +381,3 @@ def check_against_keras(model: ir.Model, km) -> None:
 
     check_against_source(model, "keras", run)
 
-
-def check_against_source(model: ir.Model, framework: str, run, specs=None) -> None:
-    """Run the imported graph (onnxruntime) and the source (`run(list of arrays, in graph input
-    order)`) on the same seeded inputs, at two sizes of every free dim (the check's plan: batch 2
-    and 3, other free dims at two lengths); record the result in `irbridge.import_check` and
-    raise VerificationError on a mismatch. (`specs` is no longer read: the graph gives the shapes.)"""
-    from ..verify import Runner, reference_run, verify_against
-
-    ref = reference_run(model, seed=0)
-    names_out = [v.name for v in model.graph.outputs]
-
-    def source(feeds):
-        out = run([feeds[n] for n in ref.input_names])
-        out = list(out.values()) if isinstance(out, dict) else out
-        out = out if isinstance(out, (list, tuple)) else [out]
-        return {n: np.asarray(o) for n, o in zip(names_out, out)}
-
-    report = verify_against(ref, Runner(ref.input_names, names_out, source))
-    summary = ", ".join(f"{c.name}: max_abs={c.max_abs:.3g}" for c in report.outputs)
-    ran = "; ".join(", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in shape.items()) for shape in report.shapes)
-    model.metadata_props["irbridge.import_check"] = (f"{framework}: {'ok' if report.ok else 'MISMATCH'} "
-                                                     f"({summary}) at {ran}")
-    if not report.ok:
-        raise VerificationError(f"the ONNX graph tf2onnx made differs from {framework} itself "
-                                f"(inputs {ran}):\n{report}", report)

@@ -42,6 +42,7 @@ import onnx_ir as ir
 from .. import dims, provenance
 from ..errors import InputError, UnsupportedError
 from . import dynamic_spec
+from .source_check import check_against_source
 
 BATCH = "batch"  # the default free dim: axis 0 of every batched input
 RANGES = "irbridge.dim_ranges"  # model metadata: JSON {label: [min, max or null]} for bounded free dims
@@ -102,7 +103,36 @@ def load(module, weights=None, inputs=None, dynamic=None) -> ir.Model:
     for node in model.graph:
         _tag(node)
     _drop_synthesized_bias(model, module)
+    _check_against_module(model, module, program, names, as_kwargs, torch)
     return model
+
+
+def _check_against_module(model: ir.Model, module, program, names, as_kwargs, torch) -> None:
+    """The import check: the graph must compute what the module computes, at two sizes of every
+    free dim (the module run in eval mode and without gradients, its flags restored after).
+    Skipped, and said in `irbridge.import_check`, where the graph's inputs or outputs are not
+    the forward's tensors one for one (static list/dict arguments; torch.onnx's fallbacks)."""
+    inputs = [v.name for v in model.graph.inputs if v.name not in model.graph.initializers]
+    outputs = len(program.graph_signature.user_outputs) if program is not None else None
+    if sorted(inputs) != sorted(names) or outputs != len(model.graph.outputs):
+        model.metadata_props["irbridge.import_check"] = (
+            "torch: not run (the graph's inputs and outputs are not the forward's tensors one for one)")
+        return
+
+    def run(xs):
+        args = [torch.from_numpy(np.ascontiguousarray(x)) for x in xs]
+        by_name = dict(zip(inputs, args))
+        modes = {m: m.training for m in module.modules()}
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = module(**by_name) if as_kwargs else module(*[by_name[n] for n in names])
+        finally:
+            for m, training in modes.items():
+                m.training = training
+        return [t.detach().cpu().numpy() for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+
+    check_against_source(model, "torch", run)
 
 
 def _to_onnx(module, program, names, values, as_kwargs, failure, torch):

@@ -12,7 +12,8 @@ import onnx_ir as ir
 
 from .. import provenance
 from ..errors import InputError, UnsupportedError
-from .keras_model import FIXED_BY_INPUTS, check_against_source, name_free_dims
+from .keras_model import FIXED_BY_INPUTS, name_free_dims
+from .source_check import check_against_source
 from .tf_common import quiet_tf, refuse_unsafe_ops, tf2onnx_opset
 
 
