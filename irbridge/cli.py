@@ -107,6 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--port", type=int, default=8080)
     w.add_argument("--no-browser", action="store_true")
     _common(w)
+
+    sw = sub.add_parser("sweep", help="convert every model under the paths to every target, each in a "
+                                      "fresh process; one scoreboard")
+    sw.add_argument("paths", nargs="*", metavar="PATH",
+                    help="model files or folders (.onnx, .keras, .h5, SavedModel, prototxt + caffemodel)")
+    sw.add_argument("--to", default="torch,keras,tf", help="comma-separated targets (default torch,keras,tf)")
+    sw.add_argument("--jobs", type=int, help="children at a time (default: the machine's cores)")
+    sw.add_argument("--timeout", type=float, default=900.0, help="seconds per conversion (default 900)")
+    sw.add_argument("--memory-mb", type=int,
+                    help="address-space cap per child (default: 90%% of RAM / jobs, at least 4 GiB)")
+    sw.add_argument("--report", metavar="R.html", help="also write a self-contained, sortable HTML report")
+    sw.add_argument("--markdown", metavar="R.md", help="also write the scoreboard as a markdown table")
+    sw.add_argument("--shard", metavar="i/n", help="only every n-th model of the sorted list, from the i-th")
+    sw.add_argument("--merge", nargs="+", metavar="A.json", help="combine sweep JSON outputs (no conversions)")
+    sw.add_argument("--atol", type=float)
+    sw.add_argument("--rtol", type=float)
+    _common(sw)
     return p
 
 
@@ -477,6 +494,64 @@ def cmd_bind(args) -> int:
     return 0 if res.ok else 1
 
 
+def cmd_sweep(args) -> int:
+    from . import sweep as sw
+
+    targets = [t.strip() for t in args.to.split(",") if t.strip()]
+    known = (*TARGETS, "tflite")
+    if not targets or any(t not in known for t in targets):
+        raise UsageError(f"--to {args.to}: expected targets from {', '.join(known)}, comma-separated")
+    if args.merge:
+        if args.paths:
+            raise UsageError("--merge combines JSON outputs: give no PATH with it")
+        docs = []
+        for f in args.merge:
+            try:
+                docs.append(json.loads(Path(f).read_text(encoding="utf-8")))
+            except (OSError, ValueError) as e:
+                raise UsageError(f"--merge {f}: not a readable sweep JSON ({e})") from None
+        try:
+            res = sw.merge(docs)
+        except ValueError as e:
+            raise UsageError(f"--merge: {e}") from None
+    else:
+        if not args.paths:
+            raise UsageError("sweep: give at least one PATH (or --merge A.json B.json ...)")
+        try:
+            models = sw.shard(sw.discover(args.paths), args.shard)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        extra = [*(["--atol", str(args.atol)] if args.atol is not None else []),
+                 *(["--rtol", str(args.rtol)] if args.rtol is not None else [])]
+        from .sweep_report import SweepProgress
+
+        memory = args.memory_mb * 2**20 if args.memory_mb else None
+        with SweepProgress(len(models), enabled=_progress_enabled(args.json)) as progress:
+            res = sw.sweep(models, targets, jobs=args.jobs, timeout=args.timeout, memory=memory,
+                           progress=progress, extra=extra)
+        if args.shard:
+            res["shard"] = args.shard
+    from ._io import atomic_path
+    from .sweep_report import to_html, to_markdown
+
+    for path, render in ((args.report, to_html), (args.markdown, to_markdown)):
+        if path:
+            with atomic_path(path) as tmp:
+                tmp.write_text(render(res), encoding="utf-8")
+    if args.json:
+        _emit(res)
+    else:
+        print(to_markdown(res), end="")
+    return 0
+
+
+def _progress_enabled(json_output: bool) -> bool:
+    forced = os.environ.get("IRBRIDGE_PROGRESS")
+    if forced is not None:
+        return forced not in ("0", "")
+    return not json_output and sys.stderr.isatty()
+
+
 COMMANDS = {
     "convert": cmd_convert,
     "inspect": cmd_inspect,
@@ -485,6 +560,7 @@ COMMANDS = {
     "passes": cmd_passes,
     "ops": cmd_ops,
     "view": cmd_view,
+    "sweep": cmd_sweep,
 }
 
 
