@@ -11,19 +11,9 @@ from tests.conftest import assert_close, seeded
 
 keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
 
+from irbridge.models.keras_zoo import SubclassedCNN as Sub  # noqa: E402
+
 import irbridge  # noqa: E402
-
-
-class Sub(keras.Model):
-    def __init__(self):
-        super().__init__()
-        self.conv = keras.layers.Conv2D(4, 3, name="conv")
-        self.flat = keras.layers.Flatten(name="flat")
-        self.fc = keras.layers.Dense(3, name="fc")
-
-    def call(self, x):
-        return self.fc(self.flat(self.conv(x)))
-
 
 R = np.random.default_rng(0)
 TF_WEIGHTS = {"conv": [R.standard_normal((3, 3, 3, 4)).astype("f4"), R.standard_normal(4).astype("f4")],

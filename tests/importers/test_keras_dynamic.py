@@ -11,6 +11,8 @@ from tests.conftest import assert_close, seeded
 keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
 tf = pytest.importorskip("tensorflow")
 
+from irbridge.models.keras_zoo import SubclassedCNN as Sub  # noqa: E402
+
 import irbridge  # noqa: E402
 from irbridge import dims  # noqa: E402
 
@@ -23,17 +25,6 @@ def cnn():
     return keras.Model(inp, keras.layers.Dense(5, name="fc")(x), name="cnn")
 
 
-class Sub(keras.Model):
-    """A subclassed model (no Input layer; its class takes no arguments, like MTCNN's nets)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = keras.layers.Conv2D(4, 3, name="conv")
-        self.flat = keras.layers.Flatten(name="flat")
-        self.fc = keras.layers.Dense(3, name="fc")
-
-    def call(self, x):
-        return self.fc(self.flat(self.conv(x)))
 
 
 def graph_inputs(m):

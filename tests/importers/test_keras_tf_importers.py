@@ -160,17 +160,9 @@ def test_graphs_that_touch_files_are_refused(tmp_path):
 
 
 def test_subclassed_keras_model_with_given_input_shape():
+    from irbridge.models.keras_zoo import SubclassedCNN as Net
+
     import irbridge
-
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.conv = keras.layers.Conv2D(4, 3, name="conv")
-            self.flat = keras.layers.Flatten(name="flat")
-            self.fc = keras.layers.Dense(3, name="fc")
-
-        def call(self, x):
-            return self.fc(self.flat(self.conv(x)))
 
     with pytest.raises(irbridge.InputError, match="subclassed"):
         irbridge.load(Net())  # never built nor called: Keras knows no input shape
