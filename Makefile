@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench peers clean venv
+.PHONY: demo test test-fast lint bench peers clean venv chromium scoreboard
 
 venv: $(STAMP)
 
@@ -19,8 +19,15 @@ demo: $(STAMP)
 	$(BIN)/irbridge convert build/demo/resnet_small.onnx --to torch -o build/demo/resnet_small_torch
 	@echo "PyTorch module written to build/demo/resnet_small_torch/ (model.py + weights.safetensors)"
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -rfE
+
+# Debian's chromium renders the sweep's HTML report in tests/cli/test_sweep.py (CI runs `make test`
+# as root on a fresh clone). Elsewhere, without root, that one test skips with its reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium) || \
+	  echo "make: chromium could not be installed (not root?): the HTML report test will skip"
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -39,6 +46,15 @@ $(PEERS)/%/.installed: requirements/peers/%.txt
 	test -x $(PEERS)/$*/bin/python || $(PEER_PY) -m venv $(PEERS)/$*
 	$(PEERS)/$*/bin/python -m pip install -q -r $<
 	touch $@
+
+# Every model the repository builds (build/scoreboard-models/) x torch,keras,tf, each cell in a
+# fresh process: build/scoreboard.md (the README's table), .html and .json; progress on stderr. By hand, not in CI.
+SCOREBOARD_TARGETS ?= torch,keras,tf
+scoreboard: $(STAMP)
+	$(BIN)/python -m irbridge.models.scoreboard build/scoreboard-models
+	IRBRIDGE_PROGRESS=1 $(BIN)/irbridge sweep build/scoreboard-models --to $(SCOREBOARD_TARGETS) \
+	  --report build/scoreboard.html --markdown build/scoreboard.md --json > build/scoreboard.json
+	@cat build/scoreboard.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -45,6 +45,7 @@ def discover(paths) -> list[Model]:
     """The models under `paths` (files or folders), sorted by name: .onnx, .keras, .h5 files,
     SavedModel folders and Caffe prototxt + caffemodel pairs (same stem)."""
     found: dict[str, Model] = {}
+    seen: set[Path] = set()
     for arg in paths:
         root = Path(arg)
         if not root.exists():
@@ -53,7 +54,8 @@ def discover(paths) -> list[Model]:
             raise InputError(f"{arg}: no such file or folder")
         for path in _walk(root) if root.is_dir() and not _is_saved_model(root) else [root]:
             model = _as_model(path, root)
-            if model is not None:
+            if model is not None and path.resolve() not in seen:  # a file given twice is one model
+                seen.add(path.resolve())
                 key = model.name if model.name not in found or found[model.name].path == model.path else model.path
                 found[key] = dataclasses.replace(model, name=key)
     return sorted(found.values(), key=lambda m: m.name)
@@ -75,6 +77,8 @@ def _is_saved_model(path: Path) -> bool:
 
 def _as_model(path: Path, root: Path) -> Model | None:
     name = path.name if path == root else path.relative_to(root).as_posix()
+    if path.name.lower().endswith(".weights.h5"):  # Keras 3 weights alone: not a model
+        return None
     if _is_saved_model(path) or path.suffix.lower() in MODEL_SUFFIXES:
         return Model(name, str(path))
     if path.suffix.lower() == ".prototxt":
@@ -111,15 +115,44 @@ def child_command(model: Model, target: str, out_dir: str, memory: int | None, e
     return cmd + ["--to", target, "-o", os.path.join(out_dir, OUTPUT_NAMES.get(target, "out")), "--json", *extra]
 
 
+class Children:
+    """The running children, so that an interrupted sweep (Ctrl-C, SIGTERM) kills them all and
+    starts no more."""
+
+    def __init__(self):
+        self.procs: set[subprocess.Popen] = set()
+        self.stopped = False
+        self._lock = threading.Lock()
+
+    def start(self, cmd, **kw) -> subprocess.Popen:
+        with self._lock:
+            if self.stopped:
+                raise KeyboardInterrupt
+            proc = subprocess.Popen(cmd, **kw)
+            self.procs.add(proc)
+            return proc
+
+    def done(self, proc) -> None:
+        with self._lock:
+            self.procs.discard(proc)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self.stopped = True
+            for proc in self.procs:
+                _kill_group(proc)
+
+
 def run_cell(model: Model, target: str, *, timeout: float | None, memory: int | None, tmp_root: str,
-             extra=()) -> dict:
+             extra=(), children: Children | None = None) -> dict:
     """Convert `model` to `target` in a fresh process; the scoreboard cell, whatever happens."""
+    children = children or Children()
     out_dir = tempfile.mkdtemp(prefix="cell-", dir=tmp_root)
     env = {**os.environ, "IRBRIDGE_PROGRESS": "0", "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(child_command(model, target, out_dir, memory, extra), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
-                            start_new_session=True)  # its own group: a timeout kills its helpers too
+    proc = children.start(child_command(model, target, out_dir, memory, extra), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+                          start_new_session=True)  # its own group: a timeout kills its helpers too
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
         timed_out = False
@@ -128,6 +161,7 @@ def run_cell(model: Model, target: str, *, timeout: float | None, memory: int | 
         stdout, stderr = proc.communicate()
         timed_out = True
     finally:
+        children.done(proc)
         shutil.rmtree(out_dir, ignore_errors=True)
     seconds = round(time.perf_counter() - t0, 2)
     cell = {"model": model.name, "target": target, "status": "failed", "max_abs": None,
@@ -237,7 +271,7 @@ def sweep(models: list[Model], targets: list[str], *, jobs: int | None = None, t
     jobs = max(1, jobs or os.cpu_count() or 1)
     memory = default_memory(jobs) if memory is None else memory
     remaining = {m.name: len(targets) for m in models}
-    lock = threading.Lock()
+    lock, children = threading.Lock(), Children()
     cells = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="irbridge-sweep-") as tmp_root, \
@@ -245,7 +279,8 @@ def sweep(models: list[Model], targets: list[str], *, jobs: int | None = None, t
         def one(model, target):
             if progress:
                 progress.started(model.name)
-            cell = run_cell(model, target, timeout=timeout, memory=memory, tmp_root=tmp_root, extra=extra)
+            cell = run_cell(model, target, timeout=timeout, memory=memory, tmp_root=tmp_root, extra=extra,
+                            children=children)
             with lock:
                 cells.append(cell)
                 remaining[model.name] -= 1
@@ -255,8 +290,13 @@ def sweep(models: list[Model], targets: list[str], *, jobs: int | None = None, t
             return cell
 
         futures = [pool.submit(one, m, t) for m in models for t in targets]
-        for f in futures:
-            f.result()
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:  # Ctrl-C / SIGTERM: no more children, and none left running
+            children.kill_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return result(cells, targets, seconds=time.perf_counter() - t0)
 
 

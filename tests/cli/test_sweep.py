@@ -53,7 +53,8 @@ def models(tmp_path_factory) -> Path:
                       helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 6])],
                      [helper.make_tensor_value_info("sel", TensorProto.INT64, [None, 3])],
                      [numpy_helper.from_array(np.array([3], np.int64), "k")])
-    onnx.save(nms, d / "sub" / "nms.onnx") if (d / "sub").mkdir() is None else None
+    (d / "sub").mkdir()
+    onnx.save(nms, d / "sub" / "nms.onnx")
     (d / "corrupt.onnx").write_bytes(b"\x08\x07not a model" * 8)
     (d / "notes.txt").write_text("not a model")
     keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
@@ -79,6 +80,16 @@ def test_finds_models_and_shards(models):
     assert [m.name for m in sw.shard(found, "2/2")] == ["corrupt.onnx", "sub/nms.onnx"]
     with pytest.raises(ValueError):
         sw.shard(found, "3/2")
+
+
+def test_discovery_pairs_caffe_files_and_skips_what_is_not_a_model(tmp_path):
+    for name in ("net.prototxt", "net.caffemodel", "lonely.prototxt", "m.h5", "m.weights.h5", "readme.md",
+                 "sm/saved_model.pb", "sm/variables/inner.onnx"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = sw.discover([tmp_path, tmp_path / "m.h5"])  # a file named twice is one model
+    assert [(m.name, m.weights) for m in found] == [
+        ("m.h5", None), ("net.prototxt", str(tmp_path / "net.caffemodel")), ("sm", None)]
 
 
 def test_sweep_cells_agree_with_converting_each_model_alone(swept, models, tmp_path, capsys, torch):
