@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--jobs", type=int, help="children at a time (default: the machine's cores)")
     sw.add_argument("--timeout", type=float, default=900.0, help="seconds per conversion (default 900)")
     sw.add_argument("--memory-mb", type=int,
-                    help="address-space cap per child (default: 90%% of RAM / jobs, at least 4 GiB)")
+                    help="memory cap per child, resident (default: 90%% of RAM / jobs, at least 1 GiB)")
     sw.add_argument("--report", metavar="R.html", help="also write a self-contained, sortable HTML report")
     sw.add_argument("--markdown", metavar="R.md", help="also write the scoreboard as a markdown table")
     sw.add_argument("--shard", metavar="i/n", help="only every n-th model of the sorted list, from the i-th")

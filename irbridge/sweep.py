@@ -1,9 +1,10 @@
 """`irbridge sweep`: many models x targets, each cell in a fresh child process -> one scoreboard.
 
 Every model x target pair runs `irbridge convert SRC --to T --json` in a process of its own
-(with a timeout and an address-space cap), so a crash, a hang or running out of memory is
-one "failed" cell and never the end of the sweep. The cells are read from the child's JSON
-and exit code exactly as a user converting the model alone would read them:
+(with a timeout and a memory cap: its resident size is watched, its address space limited),
+so a crash, a hang or running out of memory is one "failed" cell and never the end of the
+sweep. The cells are read from the child's JSON and exit code exactly as a user converting
+the model alone would read them:
 
     exit 0 -> verified (max_abs)          exit 1 -> mismatch (first divergent layer, hint)
     exit 2, kind "unsupported" -> unsupported (the op types)   anything else -> failed (why)
@@ -101,15 +102,23 @@ def shard(models: list[Model], spec: str | None) -> list[Model]:
 
 # --- one cell ----------------------------------------------------------------------------------
 def default_memory(jobs: int) -> int:
-    """Bytes of address space per child: 90% of the machine's RAM shared among the jobs, at
-    least 4 GiB (TensorFlow alone maps about 2-3 GiB)."""
+    """Bytes of memory per child: 90% of the machine's RAM shared among the jobs (at least 1 GiB)."""
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return max(int(ram * 0.9 / max(jobs, 1)), 4 << 30)
+    return max(int(ram * 0.9 / max(jobs, 1)), 1 << 30)
+
+
+def address_space(memory: int) -> int:
+    """The child's RLIMIT_AS for a memory cap: address space runs far ahead of the memory used
+    (TensorFlow's arenas, mapped weight files: converting VGG-19 to Keras maps 14 GB to use
+    3 GB), so the resident size is watched against `memory` itself and the address space is
+    only a backstop against an allocation faster than the watch."""
+    return 4 * memory + (8 << 30)
 
 
 def child_command(model: Model, target: str, out_dir: str, memory: int | None, extra=()) -> list[str]:
-    """The child: `python -m irbridge.sweep --child MEM convert SRC [WEIGHTS] --to T -o OUT --json`."""
-    cmd = [sys.executable, "-m", "irbridge.sweep", "--child", str(memory or 0), "convert", model.path]
+    """The child: `python -m irbridge.sweep --child AS convert SRC [WEIGHTS] --to T -o OUT --json`."""
+    cmd = [sys.executable, "-m", "irbridge.sweep", "--child", str(address_space(memory) if memory else 0),
+           "convert", model.path]
     if model.weights:
         cmd.append(model.weights)
     return cmd + ["--to", target, "-o", os.path.join(out_dir, OUTPUT_NAMES.get(target, "out")), "--json", *extra]
@@ -153,22 +162,44 @@ def run_cell(model: Model, target: str, *, timeout: float | None, memory: int | 
     proc = children.start(child_command(model, target, out_dir, memory, extra), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
                           start_new_session=True)  # its own group: a timeout kills its helpers too
+    killed = None
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        stdout, stderr = proc.communicate()
-        timed_out = True
+        while killed is None:
+            try:  # a retried communicate() loses no output
+                stdout, stderr = proc.communicate(timeout=WATCH_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if timeout and time.perf_counter() - t0 > timeout:
+                    killed = f"timed out after {timeout:g} s"
+                elif memory and (rss := _resident(proc.pid)) > memory:
+                    killed = f"out of memory (limit {memory / 2**20:,.0f} MB): {rss / 2**20:,.0f} MB resident"
+                if killed:
+                    _kill_group(proc)
+                    stdout, stderr = proc.communicate()
     finally:
         children.done(proc)
         shutil.rmtree(out_dir, ignore_errors=True)
     seconds = round(time.perf_counter() - t0, 2)
     cell = {"model": model.name, "target": target, "status": "failed", "max_abs": None,
-            "first_divergence": None, "unsupported_ops": [], "error": None, "seconds": seconds}
-    if timed_out:
-        return {**cell, "error": f"timed out after {timeout:g} s"}
+            "first_divergence": None, "unsupported_ops": [], "error": killed, "seconds": seconds}
+    if killed:
+        return cell
     return {**cell, **interpret(proc.returncode, stdout, stderr, memory)}
+
+
+WATCH_SECONDS = 0.2  # how often a child's time and resident memory are looked at
+
+
+def _resident(pid: int) -> int:
+    """The process's resident memory in bytes (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -251,14 +282,17 @@ def _crash_reason(code: int, stderr: str, memory: int | None) -> str:
     return f"exit {code}" + (f": {last}" if last else ": no output")
 
 
-_NODE_LINE = re.compile(r"^\s*- [^:]+?(?: \(layer [^)]*\))?: ([A-Za-z_][\w.]*): ", re.MULTILINE)
+_NODE_LINE = re.compile(r"^\s*- [^:]+?(?: \(layer [^)]*\))?: ([A-Za-z_][\w.]*): (.*)$", re.MULTILINE)
 _LAYER_TYPES = re.compile(r"\b[\w/.:-]+ \(([A-Za-z_]\w*)\)")
+_KNOCK_ON = "comes from an unconverted node"  # a node that fails only because one before it did
 
 
 def unsupported_ops(message: str) -> list[str]:
     """The op types an UnsupportedError's message names, in order, once each: the exporters'
-    "  - node (layer L): OpType: why" lines, or an importer's "name (Type), ..." list."""
-    ops = _NODE_LINE.findall(message)
+    "  - node (layer L): OpType: why" lines (leaving out nodes that fail only because their
+    input's node did), or an importer's "name (Type), ..." list."""
+    lines = _NODE_LINE.findall(message)
+    ops = [op for op, why in lines if _KNOCK_ON not in why] or [op for op, _ in lines]
     if not ops and "does not convert" in message:
         ops = _LAYER_TYPES.findall(message.split("does not convert", 1)[1])
     return list(dict.fromkeys(ops))
@@ -334,7 +368,7 @@ def merge(docs: list[dict]) -> dict:
 
 # --- the child ---------------------------------------------------------------------------------
 def _child(argv: list[str]) -> int:
-    """`python -m irbridge.sweep --child MEM ARGS...`: cap the address space at MEM bytes (0: no
+    """`python -m irbridge.sweep --child AS ARGS...`: cap the address space at AS bytes (0: no
     cap), then run `irbridge ARGS...` in this process."""
     memory = int(argv[1])
     if memory > 0:

@@ -163,6 +163,10 @@ def test_a_crashed_child_is_one_line():
                         2**30)["error"].startswith("out of memory (limit 1,024 MB)")
     assert sw.unsupported_ops("net.prototxt: 2 layer type(s) the Caffe importer does not convert: "
                               "roi (ROIPooling), prop (Python).") == ["ROIPooling", "Python"]
+    exporter = ("3 node(s) cannot be converted to Keras:\n  - /a: Erf: no Keras converter for this op\n"
+                "  - /b (layer b): Mul: input '/a_out' is a constant or comes from an unconverted node\n"
+                "  - /c (layer c): Conv: 1-D convolution (the Keras exporter handles 2-D)\n")
+    assert sw.unsupported_ops(exporter) == ["Erf", "Conv"]  # Mul fails only because Erf did
 
 
 def test_shards_merge_into_the_whole_sweep(swept, models, tmp_path):
