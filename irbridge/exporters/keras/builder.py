@@ -296,7 +296,7 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
             raise UnsupportedError(f"input {v.name!r} has no shape; give one with --input NAME:D1,D2,...",
                                    nodes=[v.name])
         perm = physical_perm(v) or tuple(range(len(v.shape)))
-        if perm[0] != 0:
+        if perm and perm[0] != 0:
             raise UnsupportedError(f"input {v.name!r}: a layout that moves the batch axis", nodes=[v.name])
         # free dims stay free: None in keras.Input (the batch is always free in Keras)
         shape = [d if isinstance(d, int) else None for d in (v.shape[p] for p in perm)][1:]
