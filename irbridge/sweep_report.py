@@ -109,7 +109,7 @@ body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.3em} table{border-collapse:collapse;margin:.8em 0}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 #cells th{cursor:pointer;background:#f4f4f4;user-select:none} #cells th.sorted::after{content:" ▲"}
-#cells th.sorted.desc::after{content:" ▼"} td.num{text-align:right;font-variant-numeric:tabular-nums}
+#cells th.sorted.desc::after{content:" ▼"} td.status{white-space:nowrap} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.verified td.status{background:#dff3df} tr.mismatch td.status{background:#fde9c8}
 tr.unsupported td.status{background:#e3e3f6} tr.failed td.status{background:#f8d4d4}
 .filters button{margin-right:.3em;padding:.2em .7em;border:1px solid #888;border-radius:3px;background:#fff}
