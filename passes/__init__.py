@@ -48,6 +48,7 @@ DEFAULT_PIPELINE: list[str] = [
     "fold-constants",  # materialises weight fills and shape arithmetic as initializers
     "reshape-as-transpose",  # after folding (needs the target shape), before the transposes are cancelled
     "cancel-transposes",  # after folding, so constant operands can be permuted to match
+    "recover-prelu",  # after cancel-transposes: the slope constants are in the canonical layout
     "eliminate-identity",  # folding and Dropout-free graphs leave Identity chains behind
     "remove-unused",  # drops what folding disconnected
     "topological-sort",  # exporters and dumps read nodes in order
@@ -124,6 +125,7 @@ def _load_all() -> None:
         fold_weight_layout,
         merge_affine_into_batchnorm,
         recover_batchnorm,
+        recover_prelu,
         reshape_as_transpose,
         to_nhwc,
     )

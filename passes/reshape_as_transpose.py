@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import onnx_ir as ir
+from onnx_ir.passes import common
 
 from irbridge.provenance import copy_provenance
 
@@ -26,6 +27,7 @@ class ReshapeAsTranspose(ir.passes.InPlacePass):
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
+        common.ShapeInferencePass()(model)  # the Reshapes' input shapes (tf2onnx leaves some out)
         modified = False
         for node in list(model.graph):
             if node.op_type != "Reshape" or node.domain != "" or node.outputs[0].is_graph_output():

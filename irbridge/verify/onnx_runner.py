@@ -142,7 +142,7 @@ def _session(proto: onnx.ModelProto):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # errors reach the caller as exceptions (the size search expects some)
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
