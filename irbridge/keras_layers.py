@@ -94,3 +94,56 @@ class AveragePooling2DExcludePad(_PaddedPool2D):
         ones = ops.pad(ops.ones_like(x[:1, :, :, :1]), self._pads())
         count = ops.average_pool(ones, self.pool_size, self.strides, padding="valid")
         return total / count
+
+
+@keras.saving.register_keras_serializable(package="irbridge")
+class PaddedPooling(keras.layers.Layer):
+    """An N-D pool (1-D, 2-D or 3-D, channels-last) with ONNX's exact padding semantics.
+
+    `padding` holds the explicit pads per spatial axis ([begin, end]); `extra` the end pads
+    ceil_mode adds (the partial last window). `mode`:
+    - "max": pads (and the partial window) never win, even over negative inputs (-inf padding);
+    - "average": the divisor counts the real elements, plus the explicit pads when
+      `count_include_pad` (ONNX's rule; the ceil_mode overhang is never counted);
+    - "lp": (sum over the window of |x|^p)^(1/p), pads counting as zeros.
+    """
+
+    def __init__(self, pool_size=(2,), strides=None, padding=None, extra=None, mode="max",
+                 count_include_pad=False, p=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = tuple(int(k) for k in pool_size)
+        n = len(self.pool_size)
+        self.strides = tuple(int(s) for s in (strides or self.pool_size))
+        self.padding = [list(map(int, p_)) for p_ in (padding or [[0, 0]] * n)]
+        self.extra = [int(e) for e in (extra or [0] * n)]
+        self.mode, self.count_include_pad, self.p = str(mode), bool(count_include_pad), int(p)
+
+    def _pad(self, x, explicit_value, extra_value):
+        rank = len(x.shape)
+        x = ops.pad(x, [[0, 0]] + self.padding + [[0, 0]], constant_values=explicit_value)
+        if any(self.extra):
+            x = ops.pad(x, [[0, 0]] + [[0, e] for e in self.extra] + [[0, 0]] * (rank - 1 - len(self.extra)),
+                        constant_values=extra_value)
+        return x
+
+    def call(self, x):
+        if self.mode == "max":
+            return ops.max_pool(self._pad(x, -np.inf, -np.inf), self.pool_size, self.strides, padding="valid")
+        if self.mode == "lp":
+            powered = ops.power(ops.abs(x), float(self.p))
+            total = ops.average_pool(self._pad(powered, 0.0, 0.0), self.pool_size, self.strides, padding="valid")
+            return ops.power(total * float(np.prod(self.pool_size)), 1.0 / self.p)
+        total = ops.average_pool(self._pad(x, 0.0, 0.0), self.pool_size, self.strides, padding="valid")
+        ones = ops.ones_like(x[:1, ..., :1])
+        count = ops.average_pool(self._pad(ones, 1.0 if self.count_include_pad else 0.0, 0.0),
+                                 self.pool_size, self.strides, padding="valid")
+        return total / count
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding, "extra": self.extra, "mode": self.mode,
+                "count_include_pad": self.count_include_pad, "p": self.p}
+
+
+
+from .keras_tensor_layers import GELU, TensorOp  # noqa: E402,F401  (registered with these)

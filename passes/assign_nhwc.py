@@ -18,6 +18,9 @@ CHANNELS_FIRST = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAver
 # Ops that work in any layout (their axes, pads or constants renumbered by the exporter).
 LAYOUT_FREE = UNARY | BINARY_ELEMENTWISE | REDUCE | {"Concat", "Softmax", "LogSoftmax", "Pad",
                                                        "Split", "Where", "Identity"}
+# Ops that resize some axes of their input 0 and work in any layout: their output is held as
+# their input is. An image resize (N and C kept) counts as channels-first for graph inputs.
+RESIZE = {"Resize", "Upsample"}
 
 
 def channels_last(rank: int) -> tuple[int, ...]:
@@ -57,8 +60,8 @@ class AssignNHWC(ir.passes.InPlacePass):
         graph = model.graph
         for v in graph.inputs:
             rank = len(v.shape) if v.shape is not None else 0
-            if rank in (4, 5) and not self.keep_nchw_io and v.name not in graph.initializers \
-                    and not _already_channels_last(v, rank):
+            if rank >= 3 and not self.keep_nchw_io and v.name not in graph.initializers \
+                    and not _already_channels_last(v, rank) and _reaches_channels_first(v):
                 _set(v, channels_last(rank))
         for node in list(graph):
             if node.op_type in ("Flatten", "Reshape") and _flatten_into_dense(graph, node):
@@ -66,6 +69,46 @@ class AssignNHWC(ir.passes.InPlacePass):
             for out, perm in zip(node.outputs, _output_perms(node)):
                 _set(out, perm)
         return ir.passes.PassResult(model, True)
+
+
+def _reaches_channels_first(v: ir.Value, depth: int = 0) -> bool:
+    """Whether an image tensor pays for being held channels-last: a channels-first op (or an
+    image resize) reads it, directly or through layout-free ops of the same rank. Sequence
+    tensors ([batch, time, features] into MatMul, LayerNormalization, ...) keep their order."""
+    rank = _rank(v)
+    if depth > 20 or not rank:
+        return False
+    for node, i in v.uses():
+        if node.domain:
+            continue
+        if i == 0 and (node.op_type in CHANNELS_FIRST or (node.op_type in RESIZE and _image_resize(node))):
+            return True
+        if node.op_type in LAYOUT_FREE and any(_rank(out) == rank and _reaches_channels_first(out, depth + 1)
+                                               for out in node.outputs):
+            return True
+    return False
+
+
+def _image_resize(node: ir.Node) -> bool:
+    """A Resize/Upsample that keeps the batch and channel axes (as far as constants tell)."""
+    axes = node.attributes.get_ints("axes", None)
+    if axes is not None:
+        rank = _rank(node.inputs[0]) or 0
+        return not {a % rank for a in axes} & {0, 1} if rank else False
+    scales = node.attributes.get_floats("scales", None)
+    if scales is None:
+        k = 1 if node.op_type == "Upsample" else 2
+        scales = const(node.inputs[k]) if len(node.inputs) > k and node.inputs[k] is not None else None
+        if scales is not None:
+            scales = scales.tolist()
+    if scales:
+        return len(scales) >= 3 and scales[0] == 1 and scales[1] == 1
+    sizes = const(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else None
+    shape = node.inputs[0].shape
+    if sizes is not None and shape is not None:
+        s = sizes.tolist()
+        return len(s) >= 3 and all(not isinstance(d, int) or d == t for d, t in zip(shape[:2], s[:2]))
+    return True  # sizes computed at run time: most often [N, C] of the input and new spatial sizes
 
 
 def _already_channels_last(v: ir.Value, rank: int) -> bool:
@@ -94,6 +137,8 @@ def _output_perms(node: ir.Node) -> list:
             return [None]
         out = tuple(list(p).index(j) for j in src)  # the same data, viewed through `p`
         return [out if out[0] == 0 else None]
+    if node.op_type in RESIZE and node.domain == "":
+        return [physical_perm(node.inputs[0])]
     if node.op_type in LAYOUT_FREE:
         for v in node.inputs:
             if v is not None and const(v) is None and _rank(v) == rank:
