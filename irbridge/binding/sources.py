@@ -80,13 +80,14 @@ def read_weights(source, trust_pickle: bool = False) -> tuple[list[SourceLayer],
                      ".pt/.pth (state_dict), .h5 (Keras weights) or .caffemodel.")
 
 
-_NAME = re.compile(r"^(?P<layer>.+?)[/._](?P<param>" + "|".join(sorted(ROLES, key=len, reverse=True)) + r")$",
+_NAME = re.compile(r"^(?P<layer>.+?)[/._](?P<param>" + "|".join(sorted(ROLES, key=len, reverse=True)) + r")(?:_0)?$",
                    re.IGNORECASE)
 
 
 def split_name(name: str) -> tuple[str, str | None]:
     """'block1_conv1/kernel:0' -> ('block1_conv1', 'weight'); 'features.0.weight' -> ('features.0',
-    'weight'); 'conv1_1_W' -> ('conv1_1', 'weight'); unknown parameter names keep the whole name."""
+    'weight'); 'conv1_1_W' -> ('conv1_1', 'weight'); 'fire2/squeeze1x1_w_0' (Caffe2) -> ('fire2/squeeze1x1',
+    'weight'); unknown parameter names keep the whole name."""
     base = re.sub(r":\d+$", "", name)
     m = _NAME.match(base)
     if m is None:

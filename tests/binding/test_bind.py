@@ -197,3 +197,28 @@ def test_tensor_level_map_puts_caffe_batchnorm_and_scale_onto_one_keras_layer(tm
     x = seeded((2, 4, 4, 3), seed=9)
     want = (x - mean) / np.sqrt(var + 1e-5) * gamma + beta  # Caffe's stats divided by the factor
     assert_close(np.asarray(res.model(x, training=False)), want)
+
+
+def test_caffe2_style_names_bind_by_name_not_by_order(tmp_path):
+    """The ONNX zoo's SqueezeNet names its weights Caffe2's way (`fire2/expand1x1_w_0`): each
+    binds to its own layer, biases included, and the bound net computes what the source does."""
+    import onnx
+    from irbridge.models import onnx_zoo
+    from onnx import numpy_helper
+
+    from tests.conftest import ort_run
+
+    source = onnx_zoo.light_model("squeezenet", seed=0)
+    weights = {t.name: numpy_helper.to_array(t) for t in source.graph.initializer if t.dims}
+    np.savez(tmp_path / "w.npz", **weights)
+    arch = tmp_path / "arch.onnx"
+    onnx.save(onnx_zoo.light_model("squeezenet", seed=1), arch)
+    res = irbridge.bind(str(tmp_path / "w.npz"), str(arch))
+    assert res.ok and not res.unassigned
+    by_tensor = {a.tensor: a.target for a in res.assigned}
+    assert by_tensor["fire3/expand1x1_w_0"].startswith("fire3/expand1x1")
+    assert any("fire2/expand1x1_b_0" == t for t in by_tensor)
+    x = seeded((1, 3, 224, 224))
+    np.testing.assert_array_equal(ort_run(irbridge.save(res.model, tmp_path / "bound.onnx") and
+                                          onnx.load(tmp_path / "bound.onnx"), {"data_0": x})[0],
+                                  ort_run(source, {"data_0": x})[0])
