@@ -20,6 +20,25 @@ from .registry import Unsupported, lookup
 
 # keras model -> how its interfaces relate to the ONNX graph (for verification)
 INFO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# pattern finders run before the nodes are converted: fn(builder, graph) fills builder.fusions
+FUSERS: list = []
+_FLOATS = {"float16", "bfloat16", "float32", "float64"}
+_LITERAL_MAX = 64  # constants up to this size (and integer/bool ones) live in a TensorOp's config
+
+
+def fuser(fn):
+    """Register a pattern finder: fn(builder, graph) maps the last node of each pattern it
+    finds to a converter (`builder.fusions`) and adds the others to `builder.dropped`."""
+    FUSERS.append(fn)
+    return fn
+
+
+class Held(tuple):
+    """A converter's result held in a layout other than the one assign-nhwc gave the value:
+    `Held(tensor, perm)` (the data is value.transpose(perm))."""
+
+    def __new__(cls, tensor, perm):
+        return super().__new__(cls, (tensor, tuple(perm)))
 
 
 class KerasContext:
@@ -114,7 +133,12 @@ class KerasContext:
         """
         name = self.b.fresh(provenance.source_of(self.node) + name_suffix)
         defaults = _initializer_defaults(cls, kwargs) if weights is not None else {}
-        arrays = [np.asarray(w, dtype=np.float32) for w in weights] if weights is not None else []
+        out_dtype = self.dtype_name(self.node.outputs[0])
+        if "dtype" not in kwargs and out_dtype in _FLOATS and out_dtype != "float32":
+            kwargs["dtype"] = out_dtype  # a float16 model computes in float16, as in ONNX
+        wdtype = kwargs.get("dtype", "float32") if isinstance(kwargs.get("dtype", "float32"), str) else "float32"
+        arrays = [np.asarray(w, dtype=wdtype if np.asarray(w).dtype.kind == "f" else None)
+                  for w in weights] if weights is not None else []
         given = _GivenWeights(arrays)
         layer = cls(name=name, trainable=self.b.trainable, **kwargs, **{k: given for k in defaults})
         out = layer(inputs[0] if len(inputs) == 1 else list(inputs))
@@ -124,6 +148,55 @@ class KerasContext:
             for key, default in defaults.items():
                 if hasattr(layer, key):
                     setattr(layer, key, self.b.keras.initializers.get(default))
+        return out
+
+    @staticmethod
+    def dtype_name(v: ir.Value | None) -> str | None:
+        if v is None or v.dtype is None:
+            return None
+        try:
+            return "bfloat16" if v.dtype == ir.DataType.BFLOAT16 else v.dtype.numpy().name
+        except (TypeError, ValueError, AttributeError):
+            return None
+
+    def tensor_op(self, op: str, attrs: dict | None = None, perm=None, inputs=None, broadcast=False, **kwargs):
+        """A TensorOp layer computing `op` on the node's inputs (or `inputs`: indices, or None
+        for an absent operand): run-time values fetched in `perm` (default: ONNX order),
+        constants as literals (small or integer) or non-trainable weights; with `broadcast`
+        (elementwise ops), constants are laid out in `perm` too."""
+        from ...keras_tensor_layers import TensorOp
+
+        idx = list(range(len(self.node.inputs))) if inputs is None else list(inputs)
+        slots, live, consts, specs = [], [], [], []
+        for i in idx:
+            if i is None or not self.has_input(i):
+                slots.append(None)
+                continue
+            c = self.const(i)
+            if c is not None and broadcast and perm is not None and 0 < c.ndim <= len(perm):
+                c = c.reshape((1,) * (len(perm) - c.ndim) + c.shape).transpose(perm)
+            if c is None:
+                rank = self.rank(i)
+                if rank is None:
+                    p = self.b.env[self.node.inputs[i].name][1] if self.node.inputs[i].name in self.b.env else ()
+                else:
+                    p = tuple(range(rank)) if perm is None or rank != len(perm) else perm
+                live.append(self.x(i, p))
+                slots.append("x")
+            elif c.dtype.kind in "iub" and c.size <= 4096 or c.size <= _LITERAL_MAX:
+                slots.append({"value": c.tolist(), "dtype": c.dtype.name})
+            else:
+                slots.append("c")
+                consts.append(c.astype(np.uint8) if c.dtype == bool else c)
+                specs.append([list(c.shape), c.dtype.name])
+        if not live:
+            raise Unsupported("every operand is a constant (nothing computed from the inputs)")
+        name = self.b.fresh(provenance.source_of(self.node) + kwargs.pop("name_suffix", ""))
+        layer = TensorOp(op=op, attrs=attrs or {}, slots=slots, constants=specs, name=name,
+                         trainable=self.b.trainable, **kwargs)
+        out = layer(live)
+        if consts:
+            layer.set_weights(consts)
         return out
 
 
@@ -136,9 +209,10 @@ class _GivenWeights:
     def __call__(self, shape, dtype=None):
         if self.next < len(self.arrays) and tuple(self.arrays[self.next].shape) == tuple(shape):
             self.next += 1
-            return self.arrays[self.next - 1]
+            a = self.arrays[self.next - 1]
+            return a if dtype is None else a.astype(str(getattr(dtype, "name", dtype)), copy=False)
         self.fitted = False
-        return np.zeros(shape, dtype="float32")
+        return np.zeros(shape, dtype="float32" if dtype is None else str(getattr(dtype, "name", dtype)))
 
     def all_used(self, count: int) -> bool:
         return self.fitted and self.next == len(self.arrays) == count
@@ -171,6 +245,8 @@ class KerasBuilder:
         # MatMul -> (x, the Reshape back) of a Dense over the last axis of x (tf2onnx's Tensordot)
         self.dense_nd: dict[ir.Node, tuple[ir.Value, ir.Node]] = {}
         self.dropped: set = set()  # nodes a converter does the work of (the Tensordot's flattening Reshape)
+        self.reshapes: dict = {}  # Reshape -> the Keras target_shape (batch excluded) found for it
+        self.fusions: dict = {}  # last node of a recognised pattern -> the converter doing all of it
 
     def fresh(self, base: str) -> str:
         name = provenance.python_name(base)
@@ -289,9 +365,11 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
     for v in graph.inputs:
         if v.name in graph.initializers:
             continue
-        if v.dtype is not None and v.dtype != ir.DataType.FLOAT:
-            raise UnsupportedError(f"input {v.name!r} is {v.dtype.name.lower()}; the Keras exporter's "
-                                   "layers compute in float32", nodes=[v.name])
+        dtype = KerasContext.dtype_name(v) or "float32"
+        if v.dtype is not None and dtype not in _FLOATS | {"int64", "int32", "int16", "int8", "uint8",
+                                                             "uint16", "uint32", "uint64", "bool"}:
+            raise UnsupportedError(f"input {v.name!r} is {v.dtype.name.lower()}, which Keras inputs "
+                                   "cannot be", nodes=[v.name])
         if v.shape is None:
             raise UnsupportedError(f"input {v.name!r} has no shape; give one with --input NAME:D1,D2,...",
                                    nodes=[v.name])
@@ -300,8 +378,7 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
             raise UnsupportedError(f"input {v.name!r}: a layout that moves the batch axis", nodes=[v.name])
         # free dims stay free: None in keras.Input (the batch is always free in Keras)
         shape = [d if isinstance(d, int) else None for d in (v.shape[p] for p in perm)][1:]
-        t = keras.Input(shape=tuple(shape), name=b.fresh(v.name), dtype=v.dtype.numpy().name
-                        if v.dtype is not None else "float32")
+        t = keras.Input(shape=tuple(shape), name=b.fresh(v.name), dtype=dtype)
         inputs.append(t)
         b.env[v.name] = (t, perm)
         io_in.append((v.name, perm))
@@ -309,7 +386,10 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
     tick = progress.current()
     tick.stage("building Keras layers", total=len(graph))
     _find_dense_nd(b, graph)
-    shape_only = _shape_only(graph, b.dropped | set(b.absorbed))
+    lookup("Identity", 1)  # loads the converter modules, which register their pattern finders
+    for find in FUSERS:
+        find(b, graph)
+    shape_only = _shape_only(graph, b.dropped | set(b.absorbed) | set(b.reshapes))
     for node in graph:
         tick.advance()
         if node in shape_only or node in b.dropped:  # e.g. live shape arithmetic only a Reshape reads
@@ -318,14 +398,15 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
             if b.absorbed[node].name in b.env:
                 b.env[node.outputs[0].name] = b.env[b.absorbed[node].name]
             continue
-        fn = lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
+        fn = b.fusions.get(node) or lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
         why = None if fn is not None else "no Keras converter for this op"
         if fn is not None:
             try:
                 result = fn(KerasContext(b, node))
-                results = result if isinstance(result, tuple) else (result,)
+                results = result if isinstance(result, (tuple, list)) and not isinstance(result, Held) \
+                    else (result,)
                 for k, (out, t) in enumerate(zip(node.outputs, results)):
-                    b.env[out.name] = (t, KerasContext(b, node).perm_out(k))
+                    b.env[out.name] = tuple(t) if isinstance(t, Held) else (t, KerasContext(b, node).perm_out(k))
                 continue
             except Unsupported as e:
                 why = str(e)

@@ -1,0 +1,156 @@
+"""Elementwise arithmetic, comparisons, logic, Where, Cast and reductions.
+
+Two float tensors of one rank and dtype meet in a Keras merge layer (Add, Multiply, ...) and a
+float tensor with a constant in `ConstantOp`, both in whatever layout the tensors are held;
+everything else (integers, booleans, broadcasting across ranks) is a `TensorOp` of keras.ops.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from .... import keras_layers
+from ..builder import Held
+from ..registry import Unsupported, converter
+from .tensor import ident, op
+
+
+def _is_float(ctx, i) -> bool:
+    return (ctx.dtype_name(ctx.node.inputs[i]) or "float32").startswith(("float", "bfloat"))
+
+
+def elementwise(ctx, name, attrs=None):
+    """TensorOp of an elementwise op in the layout of the output (constants laid out to match)
+    when every run-time operand has the output's rank; in ONNX order otherwise."""
+    perm, rank = ctx.perm_out(0), ctx.rank(0)
+    live = [i for i in range(len(ctx.node.inputs)) if ctx.has_input(i) and ctx.const(i) is None]
+    if perm != ident(len(perm)) and all(ctx.rank(i) == len(perm) for i in live):
+        return Held(ctx.tensor_op(name, attrs, perm=perm, broadcast=True), perm)
+    del rank
+    return op(ctx, name, attrs)
+
+
+_MERGE = {"Add": (keras.layers.Add, "add"), "Sum": (keras.layers.Add, "add"),
+          "Sub": (keras.layers.Subtract, "subtract"), "Mul": (keras.layers.Multiply, "multiply"),
+          "Max": (keras.layers.Maximum, "maximum"), "Min": (keras.layers.Minimum, "minimum"),
+          "Div": (None, "divide"), "Pow": (None, "power"), "Mean": (None, "mean")}
+
+
+def _merge(op_type):
+    cls, name = _MERGE[op_type]
+
+    def convert(ctx):
+        perm = ctx.perm_out(0)
+        n = len(ctx.node.inputs)
+        consts = [ctx.const(i) for i in range(n)]
+        floats = all(_is_float(ctx, i) for i in range(n))
+        if n == 1 and floats:
+            return ctx.x(0, perm)
+        if n == 2 and floats and (consts[0] is None) != (consts[1] is None) and name != "mean" \
+                and ctx.rank(1 if consts[0] is not None else 0) == len(perm) and \
+                ctx.dtype_name(ctx.node.inputs[0]) == ctx.dtype_name(ctx.node.inputs[1]):
+            k = 0 if consts[0] is not None else 1
+            c = consts[k]
+            c = c.reshape((1,) * (len(perm) - c.ndim) + c.shape).transpose(perm)
+            return ctx.layer(keras_layers.ConstantOp, ctx.x(1 - k, perm), weights=[c], op=name,
+                             shape=list(c.shape), reverse=k == 0)
+        dtypes = {ctx.dtype_name(v) for v in ctx.node.inputs}
+        shapes = [ctx.shape(i) for i in range(n)]
+        if cls is not None and floats and len(dtypes) == 1 and all(c is None for c in consts) and \
+                len({len(s) for s in shapes if s is not None}) == 1 and None not in shapes and \
+                len({s[0] for s in shapes}) == 1:
+            return ctx.layer(cls, *[ctx.x(i, perm) for i in range(n)])
+        return elementwise(ctx, name)
+
+    converter(op_type)(convert)
+
+
+for _op in _MERGE:
+    _merge(_op)
+
+
+def _simple(op_type, name, since=1, **fixed):
+    def convert(ctx):
+        return elementwise(ctx, name, dict(fixed))
+
+    converter(op_type, since=since)(convert)
+
+
+for _op, _name in {"Erf": "erf", "Sqrt": "sqrt", "Exp": "exp", "Log": "log", "Neg": "negative",
+                   "Abs": "abs", "Reciprocal": "reciprocal", "Floor": "floor", "Ceil": "ceil",
+                   "Round": "round", "Sign": "sign", "Sin": "sin", "Cos": "cos", "Tan": "tan",
+                   "Asin": "asin", "Acos": "acos", "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh",
+                   "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh", "IsNaN": "isnan",
+                   "Equal": "equal", "Less": "less", "Greater": "greater", "LessOrEqual": "less_equal",
+                   "GreaterOrEqual": "greater_equal", "Not": "logical_not", "And": "logical_and",
+                   "Or": "logical_or", "Xor": "logical_xor", "Where": "where"}.items():
+    _simple(_op, _name)
+
+
+@converter("IsInf", since=10)
+def is_inf(ctx):
+    return elementwise(ctx, "isinf", {"detect_negative": ctx.attr("detect_negative", 1),
+                                      "detect_positive": ctx.attr("detect_positive", 1)})
+
+
+@converter("Mod", since=10)
+def mod(ctx):
+    return elementwise(ctx, "mod", {"fmod": ctx.attr("fmod", 0)})
+
+
+@converter("Cast", since=6)
+def cast(ctx):
+    to = ctx.dtype_name(ctx.node.outputs[0])
+    if to is None:
+        raise Unsupported("a Cast to a type Keras has no tensors of")
+    return elementwise(ctx, "cast", {"to": to})
+
+
+@converter("CastLike", since=15)
+def cast_like(ctx):
+    return op(ctx, "cast", {"to": ctx.dtype_name(ctx.node.outputs[0])}, inputs=[0])
+
+
+@converter("CumSum", since=11)
+def cumsum(ctx):
+    return op(ctx, "cumsum", {"exclusive": ctx.attr("exclusive", 0), "reverse": ctx.attr("reverse", 0)})
+
+
+def _reduce(op_type, name, axes_input_since):
+    def convert(ctx):
+        if op_type == "ReduceMean":  # a spatial mean keeping its dims is a global average pool
+            from .pooling import reduce_mean as pooled
+
+            try:
+                return pooled(ctx)
+            except Unsupported:
+                pass
+        attrs = {"keepdims": ctx.attr("keepdims", 1), "noop_with_empty_axes": ctx.attr("noop_with_empty_axes", 0)}
+        if ctx.b.opset < axes_input_since:
+            if ctx.attr("axes") is not None:
+                attrs["axes"] = ctx.attr("axes")
+            return op(ctx, name, attrs, inputs=[0])
+        return op(ctx, name, attrs)
+
+    converter(op_type, since=1)(convert)
+
+
+for _op, (_name, _since) in {"ReduceMean": ("reduce_mean", 18), "ReduceSum": ("reduce_sum", 13),
+                             "ReduceMax": ("reduce_max", 18), "ReduceMin": ("reduce_min", 18),
+                             "ReduceProd": ("reduce_prod", 18), "ReduceL1": ("reduce_l1", 18),
+                             "ReduceL2": ("reduce_l2", 18), "ReduceSumSquare": ("reduce_sum_square", 18),
+                             "ReduceLogSum": ("reduce_log_sum", 18),
+                             "ReduceLogSumExp": ("reduce_log_sum_exp", 18)}.items():
+    _reduce(_op, _name, _since)
+
+
+def _arg(op_type, name):
+    def convert(ctx):
+        return op(ctx, name, {"axis": ctx.attr("axis", 0), "keepdims": ctx.attr("keepdims", 1),
+                              "select_last_index": ctx.attr("select_last_index", 0)})
+
+    converter(op_type)(convert)
+
+
+_arg("ArgMax", "argmax")
+_arg("ArgMin", "argmin")

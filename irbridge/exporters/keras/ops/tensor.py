@@ -1,0 +1,285 @@
+"""Shape and data-movement ops -> Keras layers (Reshape, Concatenate, Permute-free views) or,
+where no standard layer fits, a `TensorOp` of keras.ops with every free dim kept live.
+
+Shape arithmetic (Shape -> Gather -> Concat -> Reshape) is either read statically, when the
+Reshape then is a `keras.layers.Reshape` (see `plan_reshapes`), or computed at run time.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import onnx_ir as ir
+
+from ..builder import Held, fuser, keeps_batch, same_dim
+from ..registry import Unsupported, converter
+
+
+def ident(rank: int | None) -> tuple[int, ...]:
+    return tuple(range(rank or 0))
+
+
+def op(ctx, name, attrs=None, inputs=None, perm=None):
+    """A TensorOp of the node, its output held in ONNX order (or `perm`)."""
+    t = ctx.tensor_op(name, attrs, perm=perm, inputs=inputs)
+    if isinstance(t, (list, tuple)):
+        return tuple(Held(x, ident(len(o.shape) if o.shape is not None else len(x.shape)))
+                     for x, o in zip(t, ctx.node.outputs))
+    return Held(t, perm if perm is not None else ident(len(t.shape)))
+
+
+# --- static reading of shape arithmetic ------------------------------------------------------------
+def shape_entries(v: ir.Value, depth: int = 0):
+    """The entries of a 1-D int64 shape value as far as they are known before run time: an int,
+    ('dim', value, axis) for a size read from a tensor, or None; None if nothing is known."""
+    if v is None or depth > 20:
+        return None
+    if v.const_value is not None and not v.is_graph_input():
+        return [int(x) for x in v.const_value.numpy().reshape(-1)]
+    n = v.producer()
+    if n is None or n.domain:
+        return None
+    a = lambda i: shape_entries(n.inputs[i], depth + 1) if i < len(n.inputs) else None  # noqa: E731
+    if n.op_type == "Shape":
+        x = n.inputs[0]
+        if x.shape is None:
+            return None
+        rank = len(x.shape)
+        start = n.attributes.get_int("start", 0)
+        end = n.attributes.get_int("end", rank)
+        return [d if isinstance(d, int) else ("dim", x, i)
+                for i, d in list(enumerate(x.shape))[slice(start, end)]]
+    if n.op_type in ("Unsqueeze", "Squeeze", "Cast", "Identity"):
+        return a(0)
+    if n.op_type == "Concat":
+        parts = [a(i) for i in range(len(n.inputs))]
+        return None if any(p is None for p in parts) else sum(parts, [])
+    if n.op_type == "Gather":
+        data, idx = a(0), n.inputs[1].const_value
+        if data is None or idx is None:
+            return None
+        return [data[int(i)] for i in idx.numpy().reshape(-1)]
+    if n.op_type == "Slice" and all(n.inputs[i] is not None and n.inputs[i].const_value is not None
+                                    for i in range(1, len(n.inputs))):
+        data = a(0)
+        if data is None:
+            return None
+        s, e = (int(n.inputs[i].const_value.numpy().reshape(-1)[0]) for i in (1, 2))
+        step = int(n.inputs[4].const_value.numpy().reshape(-1)[0]) if len(n.inputs) > 4 else 1
+        return data[slice(s, e, step)]
+    if n.op_type in ("Mul", "Div", "Add", "Sub"):
+        x, y = a(0), a(1)
+        if x is None or y is None:
+            return None
+        if len(x) != len(y):
+            x, y = (x * len(y), y) if len(x) == 1 else (x, y * len(x)) if len(y) == 1 else (None, None)
+            if x is None:
+                return None
+        f = {"Mul": lambda p, q: p * q, "Div": lambda p, q: p // q, "Add": lambda p, q: p + q,
+             "Sub": lambda p, q: p - q}[n.op_type]
+        return [f(p, q) if isinstance(p, int) and isinstance(q, int) else None for p, q in zip(x, y)]
+    return None
+
+
+_BATCH_KEEPERS = {"Add", "Sub", "Mul", "Div", "Pow", "MatMul", "LayerNormalization", "Softmax", "Erf",
+                  "Tanh", "Sigmoid", "Relu", "Gelu", "Sqrt", "Cast", "Identity", "Dropout", "Where",
+                  "Gemm", "Neg", "Reciprocal", "SimplifiedLayerNormalization", "RMSNormalization"}
+
+
+def batch_root(v: ir.Value, reshapes: dict, depth: int = 0):
+    """A value known to have the same dim 0 as `v` and from which it descends through
+    batch-keeping ops only (elementwise, MatMul, norms, batch-first Transposes, planned Reshapes)."""
+    while depth < 400:
+        n = v.producer()
+        depth += 1
+        if n is None or n.domain:
+            return v
+        if n.op_type == "Transpose" and (list(n.attributes.get_ints("perm", [])) or [1])[0] == 0:
+            v = n.inputs[0]
+        elif n.op_type == "Reshape" and n in reshapes:
+            v = n.inputs[0]
+        elif n.op_type == "Gather" and n.inputs[0].const_value is not None:
+            v = n.inputs[1]
+        elif n.op_type in _BATCH_KEEPERS:
+            rank = len(v.shape) if v.shape is not None else None
+            live = [x for x in n.inputs if x is not None and x.const_value is None and x.shape is not None
+                    and len(x.shape) == rank and (x.shape[0] != 1 or v.shape[0] == 1)]
+            if not live:
+                return v
+            v = live[0]
+        else:
+            return v
+    return v
+
+
+@fuser
+def plan_reshapes(b, graph) -> None:
+    """Reshapes whose target is known beyond the batch but for one size become Keras Reshape
+    layers (`-1` for that size): the batch provably kept, the shape arithmetic then not needed."""
+    for n in graph:
+        if n.op_type != "Reshape" or n.domain or n.inputs[0].shape is None or n.attributes.get_int("allowzero", 0):
+            continue
+        x, entries = n.inputs[0], shape_entries(n.inputs[1])
+        if entries is None or len(entries) < 2:
+            continue
+        entries = [("dim", x, i) if e == 0 else e for i, e in enumerate(entries)]
+        entries = [e[1].shape[e[2]] if isinstance(e, tuple) and isinstance(e[1].shape[e[2]], int) else e
+                   for e in entries]
+        first = entries[0]
+        if not (isinstance(first, tuple) and first[2] == 0 and
+                (same_dim(first[1].shape[0], x.shape[0]) or
+                 batch_root(first[1], b.reshapes) is batch_root(x, b.reshapes))):
+            continue
+        rest = [e if isinstance(e, int) else -1 for e in entries[1:]]
+        if rest.count(-1) > 1 or any(e == 0 for e in rest):
+            continue
+        b.reshapes[n] = tuple(rest)
+
+
+@converter("Reshape", since=5)
+def reshape(ctx):
+    planned = ctx.b.reshapes.get(ctx.node)
+    src, out = ctx.shape(0), ctx.out_shape(0)
+    if planned is None and src is not None and out is not None and keeps_batch(ctx.node) and None not in out[1:]:
+        planned = tuple(out[1:])
+    if planned is not None:
+        return Held(ctx.layer(keras.layers.Reshape, ctx.x(0, ident(ctx.rank(0)), order_only=True),
+                              target_shape=planned), ident(len(planned) + 1))
+    return op(ctx, "reshape", {"allowzero": ctx.attr("allowzero", 0)})
+
+
+@converter("Flatten")
+def flatten(ctx):
+    if ctx.attr("axis", 1) == 1 and ctx.rank(0) is not None:
+        if ctx.rank(0) == 2:
+            return Held(ctx.x(0, (0, 1)), (0, 1))
+        return Held(ctx.layer(keras.layers.Flatten, ctx.x(0, ident(ctx.rank(0)), order_only=True)), (0, 1))
+    return op(ctx, "flatten", {"axis": ctx.attr("axis", 1) % max(ctx.rank(0) or 1, 1)})
+
+
+@converter("Transpose")
+def transpose(ctx):
+    """A change of view, free: the output is the input's data read through `perm`."""
+    rank = ctx.rank(0)
+    p = ctx.attr("perm") or list(reversed(range(rank)))
+    name = ctx.node.inputs[0].name
+    if name not in ctx.b.env:
+        raise Unsupported(f"input {name!r} is a constant or comes from an unconverted node")
+    t, have = ctx.b.env[name]
+    q = tuple(p.index(h) for h in have)
+    if q and q[0] == 0:
+        return Held(t, q)
+    return op(ctx, "transpose", {"perm": list(p)})
+
+
+@converter("Shape", since=1)
+def shape(ctx):
+    attrs = {}
+    if ctx.attr("start") is not None:
+        attrs["start"] = ctx.attr("start")
+    if ctx.attr("end") is not None:
+        attrs["end"] = ctx.attr("end")
+    return op(ctx, "shape", attrs)
+
+
+@converter("Size")
+def size(ctx):
+    return op(ctx, "size")
+
+
+@converter("Concat")
+def concat(ctx):
+    perm, n = ctx.perm_out(0), len(ctx.node.inputs)
+    live = [ctx.const(i) is None for i in range(n)]
+    floats = all(ctx.b.env.get(v.name, (None,))[0] is not None and "float" in str(ctx.b.env[v.name][0].dtype)
+                 for v in ctx.node.inputs if v.name in ctx.b.env)
+    if all(live) and floats and len({ctx.rank(i) for i in range(n)}) == 1 and perm:
+        xs = [ctx.x(i, perm) for i in range(n)]
+        if n == 1:
+            return Held(xs[0], perm)
+        return Held(ctx.layer(keras.layers.Concatenate, *xs, axis=ctx.axis(ctx.attr("axis"), perm)), perm)
+    return op(ctx, "concat", {"axis": ctx.attr("axis")})
+
+
+@converter("Unsqueeze", since=13)
+def unsqueeze(ctx):
+    return op(ctx, "unsqueeze")
+
+
+@converter("Squeeze", since=13)
+def squeeze(ctx):
+    return op(ctx, "squeeze")
+
+
+@converter("Slice", since=10)
+def slice_(ctx):
+    return op(ctx, "slice")
+
+
+@converter("Expand", since=8)
+def expand(ctx):
+    return op(ctx, "expand")
+
+
+@converter("Tile", since=6)
+def tile(ctx):
+    return op(ctx, "tile")
+
+
+@converter("GatherElements")
+def gather_elements(ctx):
+    return op(ctx, "gather_elements", {"axis": ctx.attr("axis", 0)})
+
+
+@converter("Split", since=18)
+def split(ctx):
+    attrs = {"axis": ctx.attr("axis", 0)}
+    if not ctx.has_input(1):
+        attrs["num_outputs"] = ctx.attr("num_outputs") or len(ctx.node.outputs)
+    return op(ctx, "split", attrs)
+
+
+@converter("Range", since=11)
+def range_(ctx):
+    return op(ctx, "range", {"dtype": ctx.dtype_name(ctx.node.outputs[0])})
+
+
+@converter("ConstantOfShape", since=9)
+def constant_of_shape(ctx):
+    value = ctx.node.attributes.get("value")
+    v = np.zeros(1, np.float32) if value is None else value.value.numpy().reshape(-1)
+    return op(ctx, "constant_of_shape", {"value": v[0].item(), "dtype": v.dtype.name})
+
+
+@converter("Trilu", since=14)
+def trilu(ctx):
+    return op(ctx, "trilu", {"upper": ctx.attr("upper", 1)})
+
+
+@converter("Identity")
+def identity(ctx):
+    name = ctx.node.inputs[0].name
+    if name not in ctx.b.env:
+        raise Unsupported(f"input {name!r} is a constant or comes from an unconverted node")
+    return Held(*ctx.b.env[name])
+
+
+@converter("Dropout")
+def dropout(ctx):
+    if ctx.has_input(2) or (len(ctx.node.outputs) > 1 and (ctx.node.outputs[1].uses() or ctx.node.outputs[1].is_graph_output())):
+        raise Unsupported("Dropout's training mode or mask output (export is for inference)")
+    ratio = ctx.const(1) if ctx.has_input(1) else None
+    return ctx.layer(keras.layers.Dropout, ctx.x(0), rate=float(ratio) if ratio is not None else 0.5)
+
+
+@converter("Pad", since=18)
+def pad(ctx):
+    from ....passes.assign_nhwc import channels_last
+
+    pads, value = ctx.const(1), ctx.const(2) if ctx.has_input(2) else None
+    mode = ctx.attr("mode", "constant")
+    if pads is not None and mode == "constant" and (value is None or float(value) == 0) \
+            and not ctx.has_input(3) and ctx.rank(0) == 4 and not any(pads[[0, 1, 4, 5]]):
+        return ctx.layer(keras.layers.ZeroPadding2D, ctx.x(0, channels_last(4)),
+                         padding=((int(pads[2]), int(pads[6])), (int(pads[3]), int(pads[7]))))
+    raise Unsupported("Pad other than zero padding of the spatial dims of a 4-D tensor")
