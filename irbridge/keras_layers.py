@@ -147,3 +147,130 @@ class PaddedPooling(keras.layers.Layer):
 
 
 from .keras_tensor_layers import GELU, TensorOp  # noqa: E402,F401  (registered with these)
+
+
+def _keys_cubic(d, a):
+    """The cubic convolution kernel (Keys) with coefficient `a` at distances `d`."""
+    d = ops.abs(d)
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return ops.where(d <= 1, near, ops.where(d < 2, far, ops.zeros_like(d)))
+
+
+@keras.saving.register_keras_serializable(package="irbridge")
+class Resize(keras.layers.Layer):
+    """ONNX Resize over any axes of a tensor held in any layout, exactly as onnxruntime does it.
+
+    Each axis in `axes` (axes of the data as held) is resized in turn, separably: its output
+    length is `sizes[i]`, the live length of axis `refs[i] = [k, axis]` of input k (sizes read
+    from another tensor at run time), or floor(length * `scales[i]`); the coordinate transform,
+    nearest rounding, linear/cubic taps (cubic_coeff_a, exclude_outside, antialias) and
+    tf_crop_and_resize's roi/extrapolation are ONNX's. Lengths are read live, so free dims stay
+    free. `antialias_scales` holds the (static) scale of each axis antialiasing widens.
+    """
+
+    def __init__(self, axes=(1, 2), sizes=None, scales=None, refs=None, mode="nearest",
+                 coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor",
+                 cubic_coeff_a=-0.75, exclude_outside=False, extrapolation_value=0.0, roi=None,
+                 antialias=False, **kwargs):
+        super().__init__(**kwargs)
+        n = len(axes)
+        self.axes = [int(a) for a in axes]
+        self.sizes = list(sizes or [None] * n)
+        self.scales = list(scales or [None] * n)
+        self.refs = list(refs or [None] * n)
+        self.roi = list(roi or [None] * n)
+        self.mode, self.ctm, self.nearest_mode = str(mode), str(coordinate_transformation_mode), str(nearest_mode)
+        self.cubic_coeff_a, self.exclude_outside = float(cubic_coeff_a), bool(exclude_outside)
+        self.extrapolation_value, self.antialias = float(extrapolation_value), bool(antialias)
+
+    def get_config(self):
+        return {**super().get_config(), "axes": self.axes, "sizes": self.sizes, "scales": self.scales,
+                "refs": self.refs, "mode": self.mode, "coordinate_transformation_mode": self.ctm,
+                "nearest_mode": self.nearest_mode, "cubic_coeff_a": self.cubic_coeff_a,
+                "exclude_outside": self.exclude_outside, "extrapolation_value": self.extrapolation_value,
+                "roi": self.roi, "antialias": self.antialias}
+
+    def _coordinates(self, i, out_len, in_len):
+        """(source coordinate of each output index, its scale) for axis i, in float32."""
+        f = "float32"
+        o = ops.cast(ops.arange(out_len), f)
+        n_in, n_out = ops.cast(in_len, f), ops.cast(out_len, f)
+        scale = ops.cast(self.scales[i], f) if self.scales[i] is not None else n_out / n_in
+        ctm = self.ctm
+        if ctm == "asymmetric":
+            x = o / scale
+        elif ctm == "tf_half_pixel_for_nn":
+            x = (o + 0.5) / scale
+        elif ctm == "align_corners":
+            x = ops.where(n_out > 1, o * (n_in - 1) / ops.maximum(n_out - 1, 1.0), ops.zeros_like(o))
+        elif ctm == "pytorch_half_pixel":
+            x = ops.where(n_out > 1, (o + 0.5) / scale - 0.5, ops.zeros_like(o))
+        elif ctm == "half_pixel_symmetric":
+            offset = n_in / 2 * (1 - n_out / (scale * n_in))
+            x = offset + (o + 0.5) / scale - 0.5
+        elif ctm == "tf_crop_and_resize":
+            start, end = self.roi[i]
+            x = ops.where(n_out > 1, start * (n_in - 1) + o * (end - start) * (n_in - 1) / ops.maximum(n_out - 1, 1.0),
+                          0.5 * (start + end) * (n_in - 1) + ops.zeros_like(o))
+        else:  # half_pixel
+            x = (o + 0.5) / scale - 0.5
+        return x, scale
+
+    def _axis(self, x, inputs, i):
+        axis = self.axes[i]
+        in_len = ops.shape(x)[axis]
+        if self.sizes[i] is not None:
+            out_len = int(self.sizes[i])
+        elif self.refs[i] is not None:
+            out_len = ops.shape(inputs[self.refs[i][0]])[self.refs[i][1]]
+        elif isinstance(in_len, int):
+            out_len = int(np.floor(np.float32(in_len) * np.float32(self.scales[i])))
+        else:
+            out_len = ops.cast(ops.floor(ops.cast(in_len, "float32") * np.float32(self.scales[i])), "int32")
+        coord, _ = self._coordinates(i, out_len, in_len)
+        last = ops.cast(in_len, "int32") - 1
+        bcast = [1] * len(x.shape)
+        bcast[axis] = -1
+
+        def take(idx):
+            return ops.take(x, ops.clip(idx, 0, last), axis=axis)
+
+        if self.mode == "nearest":
+            r = {"round_prefer_floor": lambda c: ops.ceil(c - 0.5), "round_prefer_ceil": lambda c: ops.floor(c + 0.5),
+                 "floor": ops.floor, "ceil": ops.ceil}[self.nearest_mode](coord)
+            y = take(ops.cast(r, "int32"))
+        else:
+            s = 1.0
+            if self.antialias and self.scales[i] is not None and self.scales[i] < 1:
+                s = float(self.scales[i])
+            support = 1.0 if self.mode == "linear" else 2.0
+            start = int(np.floor(-support / s) + 1)
+            base = ops.floor(coord)
+            y, total = 0.0, 0.0
+            for j in range(2 - 2 * start):
+                idx = base + (start + j)
+                d = (idx - coord) * s
+                wgt = ops.maximum(1 - ops.abs(d), 0.0) if self.mode == "linear" else _keys_cubic(d, self.cubic_coeff_a)
+                if self.exclude_outside:
+                    inside = ops.logical_and(idx >= 0, idx <= ops.cast(last, "float32"))
+                    wgt = ops.where(inside, wgt, ops.zeros_like(wgt))
+                total = total + wgt
+                y = y + take(ops.cast(idx, "int32")) * ops.reshape(ops.cast(wgt, x.dtype), bcast)
+            if self.exclude_outside or s < 1:
+                y = y / ops.reshape(ops.cast(total, x.dtype), bcast)
+        outside = None
+        if self.ctm == "tf_crop_and_resize":
+            outside = ops.reshape(ops.logical_or(coord < 0, coord > ops.cast(last, "float32")), bcast)
+        return y, outside
+
+    def call(self, inputs):
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        x, outside = inputs[0], []
+        for i in range(len(self.axes)):
+            x, out = self._axis(x, inputs, i)
+            if out is not None:
+                outside.append(out)
+        for out in outside:
+            x = ops.where(out, ops.cast(self.extrapolation_value, x.dtype), x)
+        return x

@@ -135,3 +135,68 @@ def check(model, shape, layer=None):
 def test_conv_and_pool(row):
     _id, op, attrs, shape, consts, layer, opset = row
     check(make(op, attrs, shape, consts, opset), shape, layer)
+
+
+# --- Resize: (id, attrs, data shape, scales | None, sizes | None, the Keras layer) ---------------
+UP = f32(1, 1, 2, 3)
+DOWN = f32(1, 1, 0.6, 0.8)
+RESIZE_ROWS = [
+    ("nearest_default", {"mode": "nearest"}, ("N", 2, 4, 5), f32(1, 1, 2, 2), None, "UpSampling2D"),
+    ("nearest_asym_floor", {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                            "nearest_mode": "floor"}, ("N", 2, 4, 5), UP, None, "UpSampling2D"),
+    ("nearest_asym_round", {"mode": "nearest", "coordinate_transformation_mode": "asymmetric"},
+     ("N", 2, 4, 5), UP, None, "Resize"),
+    ("nearest_ceil", {"mode": "nearest", "nearest_mode": "ceil"}, ("N", 2, 4, 5), f32(1, 1, 1.5, 2.5), None, "Resize"),
+    ("nearest_prefer_ceil", {"mode": "nearest", "nearest_mode": "round_prefer_ceil"}, ("N", 2, 8, 6), DOWN, None,
+     "Resize"),
+    ("nearest_prefer_floor_down", {"mode": "nearest"}, ("N", 2, 8, 6), f32(1, 1, 0.5, 0.5), None, "Resize"),
+    ("nearest_align_corners", {"mode": "nearest", "coordinate_transformation_mode": "align_corners"},
+     ("N", 2, 4, 5), UP, None, "Resize"),
+    ("nearest_tf_half_pixel", {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn"},
+     ("N", 2, 4, 5), f32(1, 1, 1.7, 2.2), None, "Resize"),
+    ("nearest_1d", {"mode": "nearest"}, ("N", 3, 7), f32(1, 1, 3), None, "UpSampling1D"),
+    ("nearest_3d", {"mode": "nearest"}, ("N", 2, 2, 3, 4), f32(1, 1, 2, 2, 2), None, "UpSampling3D"),
+    ("nearest_free_hw", {"mode": "nearest"}, ("N", 2, "H", "W"), f32(1, 1, 2, 2), None, "UpSampling2D"),
+    ("linear_half_pixel", {"mode": "linear"}, ("N", 2, 4, 5), f32(1, 1, 2, 2), None, "UpSampling2D"),
+    ("linear_pytorch_half_pixel", {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"},
+     ("N", 2, 4, 5), UP, None, "UpSampling2D"),
+    ("linear_sizes", {"mode": "linear", "axes": [2, 3]}, ("N", 2, 4, 5), None, i64(7, 9), "Resizing"),
+    ("linear_sizes_down", {"mode": "linear", "axes": [2, 3]}, ("N", 2, 9, 8), None, i64(4, 3), "Resizing"),
+    ("linear_align_corners", {"mode": "linear", "coordinate_transformation_mode": "align_corners"},
+     ("N", 2, 4, 5), UP, None, "Resize"),
+    ("linear_asymmetric", {"mode": "linear", "coordinate_transformation_mode": "asymmetric"},
+     ("N", 2, 4, 5), f32(1, 1, 1.5, 2.5), None, "Resize"),
+    ("linear_half_pixel_fraction", {"mode": "linear"}, ("N", 2, 5, 5), f32(1, 1, 1.7, 0.7), None, "Resize"),
+    ("linear_half_pixel_symmetric", {"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"},
+     ("N", 2, 5, 5), f32(1, 1, 1.7, 0.7), None, "Resize"),
+    ("linear_antialias_down", {"mode": "linear", "antialias": 1}, ("N", 2, 9, 8), DOWN, None, "Resize"),
+    ("linear_1d_free", {"mode": "linear"}, ("N", 3, "T"), f32(1, 1, 2.5), None, "Resize"),
+    ("linear_3d", {"mode": "linear"}, ("N", 2, 3, 4, 4), f32(1, 1, 2, 1.5, 2), None, "Resize"),
+    ("linear_tf_crop_and_resize", {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize",
+                                   "extrapolation_value": 2.5, "axes": [2, 3]},
+     ("N", 2, 6, 6), None, i64(4, 5), "Resize"),
+    ("cubic", {"mode": "cubic"}, ("N", 2, 4, 5), f32(1, 1, 2, 2), None, "Resize"),
+    ("cubic_a05_exclude", {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}, ("N", 2, 4, 5), UP,
+     None, "Resize"),
+    ("cubic_align_corners", {"mode": "cubic", "coordinate_transformation_mode": "align_corners"},
+     ("N", 2, 4, 5), DOWN, None, "Resize"),
+    ("cubic_antialias_down", {"mode": "cubic", "antialias": 1}, ("N", 2, 9, 8), DOWN, None, "Resize"),
+    ("cubic_asymmetric_sizes", {"mode": "cubic", "coordinate_transformation_mode": "asymmetric", "axes": [2, 3]},
+     ("N", 2, 4, 5), None, i64(6, 3), "Resize"),
+    ("sizes_axes", {"mode": "nearest", "axes": [3, 2]}, ("N", 2, 4, 5), None, i64(10, 8), "UpSampling2D"),
+    ("keep_aspect_not_larger", {"mode": "linear", "keep_aspect_ratio_policy": "not_larger", "axes": [2, 3]},
+     ("N", 2, 4, 6), None, i64(7, 8), "Resize"),
+]
+
+
+@pytest.mark.parametrize("row", RESIZE_ROWS, ids=[r[0] for r in RESIZE_ROWS])
+def test_resize(row):
+    _id, attrs, shape, scales, sizes, layer = row
+    consts = {}
+    if scales is not None:
+        consts[2] = scales
+    if sizes is not None:
+        consts[3] = sizes
+    if attrs.get("coordinate_transformation_mode") == "tf_crop_and_resize":
+        consts[1] = f32(0.1, 0.2, 0.9, 1.2)
+    check(make("Resize", attrs, shape, consts, 19, n_inputs=4 if sizes is not None else 3), shape, layer)
