@@ -81,12 +81,22 @@ def _reaches_channels_first(v: ir.Value, depth: int = 0) -> bool:
     for node, i in v.uses():
         if node.domain:
             continue
-        if i == 0 and (node.op_type in CHANNELS_FIRST or (node.op_type in RESIZE and _image_resize(node))):
+        if i == 0 and (node.op_type in CHANNELS_FIRST or (node.op_type in RESIZE and _image_resize(node))
+                       or (node.op_type == "Pad" and _spatial_pad(node))):
             return True
         if node.op_type in LAYOUT_FREE and any(_rank(out) == rank and _reaches_channels_first(out, depth + 1)
                                                for out in node.outputs):
             return True
     return False
+
+
+def _spatial_pad(node: ir.Node) -> bool:
+    """A Pad of the spatial dims of an image only (Keras' ZeroPaddingND is channels-last)."""
+    pads = const(node.inputs[1]) if len(node.inputs) > 1 else None
+    rank = _rank(node.inputs[0])
+    if pads is None or not rank or rank < 3 or len(node.inputs) > 3 and node.inputs[3] is not None:
+        return False
+    return not any(pads[[0, 1, rank, rank + 1]])
 
 
 def _image_resize(node: ir.Node) -> bool:

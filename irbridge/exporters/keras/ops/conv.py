@@ -41,12 +41,12 @@ def zero_pad(ctx, x, pads: list[int]):
     return ctx.layer(keras_layer(ZERO_PAD, n), x, padding=pairs(pads), name_suffix="_pad")
 
 
-def _padding(win, sizes):
+def _padding(win):
     """('same' | 'valid', the ONNX pads still to apply with a ZeroPadding layer)."""
     if not any(win.pads):
         return "valid", []
-    if sizes is not None and None not in sizes and all(s == 1 for s in win.strides) \
-            and win.pads == same_pads(sizes, win.kernel, win.strides, win.dilations):
+    if all(s == 1 for s in win.strides) and win.pads == same_pads(
+            [16] * len(win.kernel), win.kernel, win.strides, win.dilations):  # stride 1: any size's pads
         return "same", []
     return "valid", list(win.pads)
 
@@ -65,8 +65,7 @@ def conv(ctx):
         raise Unsupported("strides and dilations together (Keras allows one or the other)")
     group = ctx.attr("group", 1)
     x = ctx.x(0, channels_last(n + 2))
-    shape = ctx.shape(0)
-    padding, pads = _padding(win, list(shape[2:]) if shape else None)
+    padding, pads = _padding(win)
     x = zero_pad(ctx, x, pads)
     common = dict(kernel_size=tuple(w.shape[2:]), strides=tuple(win.strides), padding=padding,
                   dilation_rate=tuple(win.dilations), use_bias=b is not None,

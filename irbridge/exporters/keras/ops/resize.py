@@ -146,11 +146,14 @@ def _standard(ctx, plan, x):
             and set(plan.axes) <= set(spatial):
         sizes = []
         for a in spatial:
-            scale, size, _ = plan.axes.get(a, (1.0, plan.shape[a], None))
-            if not isinstance(size, int) or not isinstance(plan.shape[a], int) or \
-                    np.float32(scale) != np.float32(size) / np.float32(plan.shape[a]):
+            scale, size, _ = plan.axes.get(a, (None, plan.shape[a], None))
+            if not isinstance(size, int):
                 return None
-            if plan.antialias and size < plan.shape[a]:
+            known = isinstance(plan.shape[a], int)
+            # TF's resize uses out/in as its scale: ONNX does too when given sizes (no scale)
+            if scale is not None and (not known or np.float32(scale) != np.float32(size) / np.float32(plan.shape[a])):
+                return None
+            if plan.antialias and (not known or size < plan.shape[a]):
                 return None
             sizes.append(size)
         return ctx.layer(keras.layers.Resizing, x, height=sizes[0], width=sizes[1], interpolation="bilinear")
