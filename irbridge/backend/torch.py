@@ -24,9 +24,31 @@ class TorchRep(BackendRep):
         elif not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
         with torch.no_grad():
-            out = self.module(*[torch.from_numpy(np.array(x)) for x in inputs])  # owned, writable
+            out = self.module(*[_to_torch(x) for x in inputs])
         out = out if isinstance(out, tuple) else (out,)
-        return tuple(o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in out)
+        return tuple(_to_numpy(o) for o in out)
+
+
+def _to_torch(x):
+    """An owned, writable tensor; bfloat16 arrays (ml_dtypes) travel as their bits."""
+    import torch
+
+    x = np.array(x)
+    if x.dtype.name == "bfloat16":
+        return torch.from_numpy(x.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(x)
+
+
+def _to_numpy(o):
+    import torch
+
+    if not isinstance(o, torch.Tensor):
+        return np.asarray(o)
+    if o.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return o.view(torch.int16).numpy().view(np.uint16).view(ml_dtypes.bfloat16)
+    return o.numpy()
 
 
 class TorchBackend(ExporterBackend):

@@ -433,4 +433,8 @@ def _f32(v):
 def _to_torch(array: np.ndarray) -> torch.Tensor:
     """An owned, contiguous torch tensor: exactly one copy (the export must never share memory
     with the IR's weights, and a transposed view copied as it is would be copied again on save)."""
+    array = np.asarray(array)
+    if array.dtype.name == "bfloat16":  # ml_dtypes: torch reads its bits
+        bits = np.array(array, order="C", copy=True).view(np.uint16).astype(np.int16)
+        return torch.from_numpy(bits).view(torch.bfloat16)
     return torch.from_numpy(np.array(array, order="C", copy=True))

@@ -73,17 +73,40 @@ def _subscript(m: re.Match) -> str:
     return "[" + _SLICE.sub(colon, m.group(1)) + "]"
 
 
+# model.py's helpers come from runtime.py and its siblings runtime_*.py (one per op family)
+_RUNTIME_PREFIX = runtime.__name__
+
+
+def _is_helper(obj) -> bool:
+    return inspect.isfunction(obj) and obj.__module__.startswith(_RUNTIME_PREFIX)
+
+
 def _helpers(globals_: dict) -> dict[str, object]:
-    return {
-        name: obj for name, obj in globals_.items()
-        if inspect.isfunction(obj) and obj.__module__ == runtime.__name__
-    }
+    return {name: obj for name, obj in globals_.items() if _is_helper(obj)}
+
+
+def _all_helpers() -> dict[str, object]:
+    """Every helper function of runtime.py and runtime_*.py, in a stable order."""
+    import importlib
+    import pkgutil
+
+    from . import __path__ as package_path
+
+    modules = [runtime] + [importlib.import_module(f"{__package__}.{m.name}")
+                           for m in sorted(pkgutil.iter_modules(package_path), key=lambda m: m.name)
+                           if m.name.startswith("runtime_")]
+    found = {}
+    for mod in modules:
+        for n, f in vars(mod).items():
+            if _is_helper(f) and f.__module__ == mod.__name__:
+                found.setdefault(n, f)
+    return found
 
 
 def _with_dependencies(fns) -> list:
     """The helpers used, plus the runtime helpers they call, in source order."""
     names = {fn.__name__ for fn in fns}
-    all_fns = {n: f for n, f in vars(runtime).items() if inspect.isfunction(f) and f.__module__ == runtime.__name__}
+    all_fns = _all_helpers()
     changed = True
     while changed:
         changed = False

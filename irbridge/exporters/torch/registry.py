@@ -9,7 +9,8 @@ from .._registry import OpRegistry, Unsupported
 
 REGISTRY = OpRegistry(
     "irbridge.exporters.torch.ops",
-    ["activation", "conv", "elementwise", "linear", "normalization", "pooling", "reduce", "tensor"],
+    ["activation", "conv", "elementwise", "linear", "normalization", "pooling", "reduce", "tensor",
+     "indexing", "resize"],
 )
 converter = REGISTRY.converter
 lookup = REGISTRY.lookup

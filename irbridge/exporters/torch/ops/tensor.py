@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .. import runtime
-from ..builder import TORCH_DTYPES
+from ..builder import TORCH_DTYPES, _to_torch
 from ..registry import Unsupported, converter
 from . import shapes
 
@@ -38,7 +38,7 @@ def constant(ctx):
             arr = np.asarray(v, dtype=np.float32 if "float" in name else None)
             if name == "value_int" or name == "value_ints":
                 arr = arr.astype(np.int64)
-            ctx.builder.root.register_buffer(attr := ctx.builder.fresh(ctx.out_name()), torch.tensor(arr))
+            ctx.builder.root.register_buffer(attr := ctx.builder.fresh(ctx.out_name()), _to_torch(arr))
             return ctx.builder.graph.get_attr(attr)
     raise Unsupported("Constant of a non-tensor kind")
 
