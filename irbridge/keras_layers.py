@@ -274,3 +274,86 @@ class Resize(keras.layers.Layer):
         for out in outside:
             x = ops.where(out, ops.cast(self.extrapolation_value, x.dtype), x)
         return x
+
+
+@keras.saving.register_keras_serializable(package="irbridge")
+class OnnxRecurrent(keras.layers.Layer):
+    """ONNX LSTM / GRU / RNN whose weights W, R, B are run-time tensors (keras.layers.LSTM
+    and friends hold theirs as variables). Takes the ONNX inputs present, as listed in `slots`
+    (X, W, R, B, sequence_lens, initial_h, initial_c) in ONNX order and `layout`, and returns
+    Y, Y_h (and Y_c) in ONNX shapes. `activations`: Keras names, per direction."""
+
+    def __init__(self, op="LSTM", hidden=1, direction="forward", activations=(), linear_before_reset=0,
+                 layout=0, slots=(), **kwargs):
+        super().__init__(**kwargs)
+        self.op, self.hidden, self.direction, self.layout = op, int(hidden), direction, int(layout)
+        self.activations, self.linear_before_reset = list(activations), int(linear_before_reset)
+        self.slots = list(slots)
+
+    def _step(self, w, r, wb, rb, acts):
+        f, g = keras.activations.get(acts[0]), keras.activations.get(acts[min(1, len(acts) - 1)])
+        h_act, n = keras.activations.get(acts[-1]), self.hidden
+
+        def step(carry, xm):  # xm: the step's input with its mask (0/1) as a last column
+            h, c = carry
+            x, m = xm[:, :-1], xm[:, -1] > 0.5
+            xw = ops.matmul(x, ops.transpose(w)) + wb
+            hr = ops.matmul(h, ops.transpose(r)) + rb
+            if self.op == "LSTM":  # gates [i o f c]
+                a = xw + hr
+                i, o, fg, cc = (a[:, k * n:(k + 1) * n] for k in range(4))
+                c_new = f(fg) * c + f(i) * g(cc)
+                h_new = f(o) * h_act(c_new)
+            elif self.op == "GRU":  # gates [z r h]
+                z = f(xw[:, :n] + hr[:, :n])
+                rr = f(xw[:, n:2 * n] + hr[:, n:2 * n])
+                if self.linear_before_reset:
+                    hh = g(xw[:, 2 * n:] + rr * hr[:, 2 * n:])
+                else:
+                    hh = g(xw[:, 2 * n:] + ops.matmul(rr * h, ops.transpose(r[2 * n:])) + rb[2 * n:])
+                h_new, c_new = (1 - z) * hh + z * h, c
+            else:
+                h_new, c_new = f(xw + hr), c
+            keep = ops.expand_dims(m, 1)
+            carry = (ops.where(keep, h_new, h), ops.where(keep, c_new, c))
+            return carry, (ops.where(keep, h_new, 0.0), carry[1])  # TF's scan: outputs shaped as the carry
+
+        return step
+
+    def call(self, inputs):
+        given = dict(zip(self.slots, inputs if isinstance(inputs, (list, tuple)) else [inputs]))
+        x = given["X"] if self.layout == 0 else ops.transpose(given["X"], (1, 0, 2))  # (seq, batch, in)
+        dirs = 2 if self.direction == "bidirectional" else 1
+        n, gates = self.hidden, {"LSTM": 4, "GRU": 3, "RNN": 1}[self.op]
+        steps = ops.cumsum(ops.ones_like(x[:, :, 0]), axis=0)  # 1..seq down the time axis
+        lens = given.get("sequence_lens")
+        mask = steps > 0 if lens is None else steps <= ops.cast(ops.expand_dims(lens, 0), steps.dtype)
+        zeros = ops.zeros_like(ops.repeat(x[0, :, :1], n, axis=1))
+        ys, hs, cs = [], [], []
+        per_dir = len(self.activations) // dirs
+        for d in range(dirs):
+            b = given.get("B")
+            none = ops.zeros((gates * n,), dtype=x.dtype)
+            wb, rb = (b[d, :gates * n], b[d, gates * n:]) if b is not None else (none, none)
+            states = []
+            for key in ("initial_h", "initial_c"):
+                s = given.get(key)
+                states.append(zeros if s is None else (s[d] if self.layout == 0 else s[:, d]))
+            step = self._step(given["W"][d], given["R"][d], wb, rb, self.activations[d * per_dir:(d + 1) * per_dir])
+            backward = self.direction == "reverse" or d == 1
+            xm = ops.concatenate([x, ops.expand_dims(ops.cast(mask, x.dtype), 2)], axis=2)
+            (h, c), (y, _) = ops.scan(step, tuple(states), xm, reverse=backward)
+            ys.append(y)
+            hs.append(h)
+            cs.append(c)
+        y = ops.stack(ys, axis=1)  # (seq, dirs, batch, hidden)
+        if self.layout == 1:
+            y = ops.transpose(y, (2, 0, 1, 3))
+        axis = 0 if self.layout == 0 else 1
+        out = [y, ops.stack(hs, axis=axis)]
+        return out + [ops.stack(cs, axis=axis)] if self.op == "LSTM" else out
+
+    def get_config(self):
+        return {**super().get_config(), "op": self.op, "hidden": self.hidden, "direction": self.direction,
+                "activations": self.activations, "linear_before_reset": self.linear_before_reset,
+                "layout": self.layout, "slots": self.slots}

@@ -302,3 +302,20 @@ def test_torch_exports(cell, bidirectional, layers, batch_first, states, tmp_pat
     got = run_tf(tmp_path / "m_tf", feeds)
     for name, w in zip(outs, want):
         close(got[name], w)
+
+
+@pytest.mark.parametrize("op,direction,lbr", [("LSTM", "bidirectional", None), ("GRU", "reverse", 0),
+                                              ("RNN", "forward", None)])
+def test_runtime_weights(op, direction, lbr, tmp_path):
+    """W, R, B fed at run time (as onnx's node tests do): irbridge's OnnxRecurrent layer."""
+    model = node_model(op, direction=direction, lbr=lbr, states=True, lens="input", seq=9)
+    for init in list(model.graph.initializer):  # the weights become graph inputs
+        model.graph.input.append(oh.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    del model.graph.initializer[:]
+    onnx.save(model, tmp_path / "m.onnx")
+    irbridge.convert(str(tmp_path / "m.onnx"), "keras", str(tmp_path / "m.keras"), check=False)
+    feeds = feeds_for(model, {"seq": 9, "batch": 4})
+    feeds["L"] = np.array([9, 3, 5, 1], np.int32)
+    names = [v.name for v in model.graph.input]
+    for got, want in zip(run_keras(tmp_path / "m.keras", feeds, names), reference(model, feeds)):
+        close(got, want)

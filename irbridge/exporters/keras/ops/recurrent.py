@@ -252,8 +252,37 @@ def _keeps_batch_major(v) -> bool:
     return True
 
 
+_SLOTS = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c"]
+
+
+def _runtime_weights(ctx, op: str, dirs: int):
+    """An RNN whose W/R/B are computed at run time (onnx's node tests feed them as inputs):
+    irbridge's OnnxRecurrent layer, the ONNX recurrence written with keras.ops."""
+    if ctx.attr("activation_alpha") or ctx.attr("activation_beta"):
+        raise Unsupported("activation_alpha/activation_beta (Keras activations take no parameters)")
+    names = ctx.attr("activations") or _DEFAULT_ACTIVATIONS[op] * dirs
+    if any(n.lower() not in _ACTIVATION for n in names):
+        raise Unsupported(f"activations {names} (Keras has sigmoid, tanh, relu, softsign, softplus, elu)")
+    slots, live = [], []
+    for i, slot in enumerate(_SLOTS[:7 if op == "LSTM" else 6]):
+        if not ctx.has_input(i):
+            continue
+        if ctx.const(i) is not None:
+            raise Unsupported("run-time weights W/R together with constant inputs")
+        slots.append(slot)
+        live.append(ctx.x(i, tuple(range(ctx.rank(i)))))
+    layer = keras_layers.OnnxRecurrent(
+        op=op, hidden=int(ctx.attr("hidden_size")), direction=ctx.attr("direction", "forward"),
+        activations=[_ACTIVATION[n.lower()] for n in names], layout=ctx.attr("layout", 0),
+        linear_before_reset=ctx.attr("linear_before_reset", 0) if op == "GRU" else 0, slots=slots,
+        name=ctx.b.fresh(provenance.source_of(ctx.node)), trainable=ctx.b.trainable)
+    return tuple(layer(live))
+
+
 def _rnn(ctx, op: str):
     _check_unsupported(ctx, op)
+    if ctx.const(1) is None or ctx.const(2) is None:
+        return _runtime_weights(ctx, op, 2 if ctx.attr("direction", "forward") == "bidirectional" else 1)
     hidden = ctx.attr("hidden_size")
     direction = ctx.attr("direction", "forward")
     layout = ctx.attr("layout", 0)
