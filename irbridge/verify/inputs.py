@@ -106,7 +106,7 @@ class Plan:
 
 
 def size_plans(specs, model: ir.Model | None = None) -> Iterator[Plan]:
-    """Candidate run shapes, most likely first: batch-like dims (axis 0) at 2 and 3, other free
+    """Candidate run shapes, most likely first: batch-like dims (`_is_batch`) at 2 and 3, other free
     dims along LADDER, then at one size (said in the note). A dim whose size the graph fixes
     statically (the channels a Conv's weight wants) takes that size in both runs."""
     labels = free_labels(specs)
@@ -114,7 +114,7 @@ def size_plans(specs, model: ir.Model | None = None) -> Iterator[Plan]:
         yield Plan([{n: tuple(s) for n, s, _ in specs}])
         return
     static = {lab: _static_size(model, *where) for lab, where in labels.items()} if model is not None else {}
-    batch = {lab for lab, (_, axis) in labels.items() if axis == 0 and not static.get(lab)}
+    batch = {lab for lab, (_, axis) in labels.items() if _is_batch(lab, axis) and not static.get(lab)}
     other = [lab for lab in labels if lab not in batch and not static.get(lab)]
 
     def plan(sizes: list[dict[str, int]], note=None) -> Plan:
@@ -130,6 +130,18 @@ def size_plans(specs, model: ir.Model | None = None) -> Iterator[Plan]:
     for size in SINGLE_SIZES if other else ():
         yield plan(runs((size, size)), f"{', '.join(other)} checked at {size} only: the graph ran at no two "
                                         f"sizes tried (give sizes with --input)")
+
+
+_LENGTH_WORDS = ("seq", "time", "len", "step", "token", "sample", "frame", "height", "width", "pos")
+
+
+def _is_batch(label: str, axis: int) -> bool:
+    """A batch-like dim, run at 2 and 3: one named so (`batch`, `N`), or an axis 0 whose name does
+    not say it is a length (a time-major RNN's `(sequence, batch, feature)` input)."""
+    name = str(label).lower()
+    if "batch" in name or name in ("n", "b", "bs"):
+        return True
+    return axis == 0 and not any(word in name for word in _LENGTH_WORDS)
 
 
 def _static_size(model: ir.Model, input_name: str, axis: int) -> int | None:

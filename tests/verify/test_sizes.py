@@ -234,3 +234,12 @@ def test_a_none_in_a_given_shape_keeps_that_dim_free(tmp_path):
     assert {(f["input"], f["axis"]) for f in summary["free"]} == {("ids", 0), ("mask", 0)}
     rep = verify(model, model, inputs={"ids": (None, 16), "mask": (None, 16)})
     assert [s["ids"] for s in rep.shapes] == [(2, 16), (3, 16)]
+
+
+def test_a_time_major_input_runs_its_sequence_at_lengths_of_8_or_more():
+    """(sequence, batch, feature), as a TorchScript RNN export names it: axis 0 is no batch."""
+    model = _model([helper.make_node("Relu", ["x"], ["y"])],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["sequence", "batch", 4])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    runs = [f["x"].shape for f, _ in reference_run(model).runs]
+    assert [r[1] for r in runs] == [2, 3] and min(r[0] for r in runs) >= 8 and runs[0][0] != runs[1][0]
