@@ -27,8 +27,9 @@ import onnx_ir as ir
 
 from .. import dims, provenance
 from ..errors import InputError, UnsupportedError
+from . import tf_graphdef
 from .source_check import check_against_source
-from .tf_common import quiet_tf, tf2onnx_opset
+from .tf_common import quiet_tf
 
 
 def load(source, weights=None, inputs=None, trust_code: bool = False) -> ir.Model:
@@ -47,6 +48,8 @@ def load(source, weights=None, inputs=None, trust_code: bool = False) -> ir.Mode
         km = _built(km, specs, _given_inputs(inputs))
         try:
             model = _convert_without_weights(km, specs, tf, tf2onnx)
+        except (InputError, UnsupportedError):
+            raise
         except Exception as e:
             raise UnsupportedError(f"tf2onnx could not convert Keras model {km.name!r}: "
                                    f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
@@ -74,19 +77,14 @@ def _convert_without_weights(km, specs, tf, tf2onnx) -> ir.Model:
         return dict(zip(outputs, ys)) if len(outputs) == len(ys) else y
 
     weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=name) for v, name in zip(variables, names)]
-    proto, _ = tf2onnx.convert.from_function(tf.function(call), input_signature=list(specs) + weight_specs,
-                                             opset=tf2onnx_opset())
-    model = ir.serde.deserialize_model(proto)
-    del proto
+    concrete = tf.function(call).get_concrete_function(*specs, *weight_specs)
+    placeholders = [t for t in concrete.inputs if t.dtype != tf.resource]
+    data = [t.name for t in placeholders[:n_inputs]]
+    weights = {t.name.split(":")[0]: np.asarray(v.numpy())
+               for t, v in zip(placeholders[n_inputs:n_inputs + len(variables)], variables)}
+    rename = tf_graphdef.structured_renames(concrete, data)
+    model = tf_graphdef.concrete_to_onnx(concrete, data, rename, values=weights, where=f"Keras model {km.name!r}")
     graph = model.graph
-    by_name = {v.name: v for v in graph.inputs}
-    for v, name in zip(variables, names):
-        value = by_name.get(name)
-        if value is None:  # a weight the inference graph never reads (e.g. a seed generator's state)
-            continue
-        graph.inputs.remove(value)
-        value.const_value = ir.Tensor(np.asarray(v.numpy()), name=name)
-        graph.register_initializer(value)
     order = {name: i for i, name in enumerate(outputs)}  # TF returns a dict's entries sorted by key
     ordered = sorted(graph.outputs, key=lambda o: order.get(o.name, len(order)))
     graph.outputs.clear()

@@ -1,5 +1,6 @@
 """TF importer: SavedModel directories, frozen GraphDef .pb files and tf.functions, through
-tf2onnx. Inputs are named and shaped from the signature; its free dims (None) stay free
+tf2onnx, their weights kept out of the TF graph (tf_graphdef: variables and large constants
+become ONNX initializers, never frozen copies). Inputs are named and shaped from the signature; its free dims (None) stay free
 (`batch` at axis 0, `<input>_dim<k>` elsewhere) unless `inputs`={name: shape} fixes them,
 which the model's metadata records (irbridge.dims)."""
 
@@ -8,13 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import onnx_ir as ir
 
 from .. import provenance
 from ..errors import InputError, UnsupportedError
+from . import tf_graphdef
 from .keras_model import FIXED_BY_INPUTS, name_free_dims
 from .source_check import check_against_source
-from .tf_common import quiet_tf, refuse_unsafe_ops, tf2onnx_opset
+from .tf_common import quiet_tf, refuse_unsafe_ops
 
 
 def load(source, weights=None, inputs=None) -> ir.Model:
@@ -22,73 +25,84 @@ def load(source, weights=None, inputs=None) -> ir.Model:
         raise InputError("a TF graph holds its own weights; drop the WEIGHTS argument.")
     with quiet_tf():
         import tensorflow as tf
-        import tf2onnx
 
-        check = None  # (run, specs) of the source where it can be run here
         try:
             if isinstance(source, (str, os.PathLike)):
                 path = Path(source)
                 if path.is_dir():
-                    proto, check = _saved_model(path, inputs, tf, tf2onnx)
+                    model, check = _saved_model(path, inputs, tf)
                 else:
-                    proto, check = _graph_def(path, inputs, tf, tf2onnx)
+                    model, check = _graph_def(path, inputs, tf)
             else:
-                proto, check = _function(source, inputs, tf, tf2onnx)
+                model, check = _function(source, inputs, tf)
         except (InputError, UnsupportedError):
             raise
         except Exception as e:
             raise UnsupportedError(f"tf2onnx could not convert {source!r}: {type(e).__name__}: "
                                    f"{str(e).splitlines()[0] if str(e) else ''}") from e
-    model = ir.serde.deserialize_model(proto)
     _tag(model)
     name_free_dims(model, _fixed(model, inputs, check))
-    if check is not None:
-
-        check_against_source(model, "tensorflow", *check)
+    check_against_source(model, "tensorflow", *check)
     return model
 
 
-def _function(fn, inputs, tf, tf2onnx):
+def _function(fn, inputs, tf):
     """A tf.function (with an input_signature, or shapes given as inputs={name: shape}) or a
-    ConcreteFunction."""
-    if not hasattr(fn, "get_concrete_function"):  # a ConcreteFunction: call it from a tf.function
+    ConcreteFunction. Its variables and large constants become initializers."""
+    shapes = dict(inputs) if isinstance(inputs, dict) else {}
+    if not hasattr(fn, "get_concrete_function"):  # a ConcreteFunction
         concrete = fn
-        specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in concrete.inputs
-                 if t.dtype != tf.resource]
-        fn = tf.function(lambda *args: concrete(*args))
-        declared = specs
+        declared = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in concrete.inputs
+                    if t.dtype != tf.resource][:len(_flat_specs(concrete, tf))]
     elif getattr(fn, "input_signature", None) is not None:
-        shapes = dict(inputs) if isinstance(inputs, dict) else {}
-        specs = [tf.TensorSpec(shapes.get(s.name, s.shape), s.dtype, name=s.name) for s in fn.input_signature]
         declared = list(fn.input_signature)
-        if shapes:  # tf2onnx traces a function's own signature: call it from one of the given shapes
-            inner = fn
-            fn = tf.function(lambda *args: inner(*args))
-    elif isinstance(inputs, dict):
-        specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs.items()]
-        declared = [tf.TensorSpec([None] * len(s.shape), s.dtype, name=s.name) for s in specs]  # nothing declared
+        concrete = fn.get_concrete_function(*declared)
+    elif shapes:
+        declared = [tf.TensorSpec([None] * len(s), tf.float32, name=n) for n, s in shapes.items()]  # nothing declared
+        concrete = fn.get_concrete_function(*[tf.TensorSpec(s, tf.float32, name=n) for n, s in shapes.items()])
     else:
         raise InputError("a tf.function needs its input signature: decorate it with "
                          "@tf.function(input_signature=[...]) or pass inputs={name: shape}")
-    refuse_unsafe_ops(fn.get_concrete_function(*specs).graph.as_graph_def(), "tf.function")
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=tf2onnx_opset())
-    return proto, (lambda xs: fn(*[tf.constant(x) for x in xs]), declared)
+    graph_def = concrete.graph.as_graph_def()
+    refuse_unsafe_ops(graph_def, "tf.function")
+    data = [t.name for t in concrete.inputs if t.dtype != tf.resource][:len(declared)]
+    rename = tf_graphdef.structured_renames(concrete, data)
+    override = _override(data, rename, shapes)
+    model = tf_graphdef.concrete_to_onnx(concrete, data, rename, shapes=override, where="tf.function")
+    return model, (_runner(concrete, model, rename, tf), declared)
 
 
-def _saved_model(path: Path, inputs, tf, tf2onnx):
+def _saved_model(path: Path, inputs, tf):
+    """A SavedModel directory: its serving signature (or its only one), traced with its variables
+    read where the SavedModel restored them (no frozen copy)."""
     if not (path / "saved_model.pb").exists():
         raise InputError(f"{path}: not a SavedModel (no saved_model.pb inside).")
-    from tf2onnx import tf_loader
+    loaded = tf.saved_model.load(str(path))
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if not signatures:
+        raise InputError(f"{path}: the SavedModel has no signatures to import (save it with "
+                         "signatures=..., or a tf.function with an input_signature as __call__)")
+    key = "serving_default" if "serving_default" in signatures else next(iter(signatures)) \
+        if len(signatures) == 1 else None
+    if key is None:
+        raise InputError(f"{path}: the SavedModel has several signatures and no serving_default: "
+                         f"{', '.join(sorted(signatures))}")
+    concrete = signatures[key]
+    refuse_unsafe_ops(concrete.graph.as_graph_def(), str(path))
+    specs = _flat_specs(concrete, tf)
+    data = [t.name for t in concrete.inputs if t.dtype != tf.resource][:len(specs)]
+    rename = {t: s.name for t, s in zip(data, specs)}
+    rename.update(tf_graphdef.structured_renames(concrete, data))
+    shapes = dict(inputs) if isinstance(inputs, dict) else {}
+    model = tf_graphdef.concrete_to_onnx(concrete, data, rename, shapes=_override(data, rename, shapes),
+                                         where=str(path), variables=_variables(loaded, tf))
+    declared = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
+    return model, (_runner(concrete, model, rename, tf, by_keyword=[s.name for s in specs]), declared)
 
-    graph_def, in_names, out_names = tf_loader.from_saved_model(str(path), None, None, signatures=None)
-    refuse_unsafe_ops(graph_def, str(path))
-    shapes = {f"{k}:0" if ":" not in k else k: v for k, v in (dict(inputs) if inputs else {}).items()}
-    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=in_names, output_names=out_names,
-                                              opset=tf2onnx_opset(), shape_override=shapes or None)
-    return proto, _graph_check(graph_def, in_names, out_names, shapes, tf)
 
-
-def _graph_def(path: Path, inputs, tf, tf2onnx):
+def _graph_def(path: Path, inputs, tf):
+    """A frozen GraphDef: its large float constants become initializers (taken out of the
+    GraphDef, not copied through tf2onnx's optimizers)."""
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(path.read_bytes())
@@ -102,14 +116,68 @@ def _graph_def(path: Path, inputs, tf, tf2onnx):
         raise InputError(f"{path}: cannot tell the graph's inputs and outputs (Placeholders and unread nodes).")
     shapes = {f"{k}:0" if ":" not in k else k: v for k, v in (dict(inputs) if inputs else {}).items()}
     in_names, out_names = [f"{p}:0" for p in placeholders], [f"{o}:0" for o in outputs]
-    proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=in_names, output_names=out_names,
-                                              opset=tf2onnx_opset(), shape_override=shapes or None)
-    return proto, _graph_check(graph_def, in_names, out_names, shapes, tf)
+    check = _graph_check(graph_def, in_names, out_names, tf)  # before the weights leave the GraphDef
+    graph_def = tf_graphdef.inline_calls(graph_def, str(path))
+    values = tf_graphdef.consts_as_placeholders(graph_def)
+    model = tf_graphdef.to_onnx(graph_def, in_names, out_names, values, shapes=shapes or None, where=str(path))
+    return model, check
 
 
-def _graph_check(graph_def, in_names, out_names, shapes, tf):
+def _flat_specs(concrete, tf) -> list:
+    return [t for t in tf.nest.flatten(concrete.structured_input_signature) if isinstance(t, tf.TensorSpec)]
+
+
+def _override(data: list[str], rename: dict, shapes: dict) -> dict | None:
+    """tf2onnx's shape_override ({TF tensor: shape}) from inputs={name: shape}."""
+    if not shapes:
+        return None
+    by_name = {rename.get(t, t).split(":")[0]: t for t in data}
+    by_name.update({t.split(":")[0]: t for t in data})
+    unknown = [k for k in shapes if str(k).split(":")[0] not in by_name]
+    if unknown:
+        raise InputError(f"inputs= names {unknown}; the graph's inputs are {sorted(rename.get(t, t) for t in data)}")
+    return {by_name[str(k).split(":")[0]]: list(v) for k, v in shapes.items()}
+
+
+def _variables(obj, tf) -> list:
+    """Every tf.Variable reachable from a loaded SavedModel object."""
+    found, seen, stack = [], set(), [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, tf.Variable):
+            found.append(o)
+            continue
+        children = getattr(o, "_trackable_children", None)
+        if callable(children):
+            try:
+                stack.extend(children().values())
+            except Exception:  # noqa: BLE001 - a trackable that cannot list its children here
+                continue
+    return found
+
+
+def _runner(concrete, model: ir.Model, rename: dict, tf, by_keyword=None):
+    """run(list of arrays in graph input order) -> outputs in graph output order, by TF itself."""
+    out_keys = {v: k for k, v in rename.items()}
+
+    def run(xs):
+        args = [tf.constant(x) for x in xs]
+        out = concrete(**dict(zip(by_keyword, args))) if by_keyword else concrete(*args)
+        if isinstance(out, dict):
+            return [np.asarray(out[v.name]) if v.name in out else np.asarray(out[out_keys.get(v.name, v.name)])
+                    for v in model.graph.outputs]
+        flat = tf.nest.flatten(out)
+        return [np.asarray(o) for o in flat]
+
+    return run
+
+
+def _graph_check(graph_def, in_names, out_names, tf):
     """(run, the graph's own input specs) running the frozen graph itself in TF, for the import
-    check (`shapes` are the check's business: it reads them from the imported graph)."""
+    check."""
     def build():
         tf.compat.v1.import_graph_def(graph_def, name="")
 
