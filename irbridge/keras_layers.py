@@ -191,12 +191,19 @@ class Resize(keras.layers.Layer):
                 "exclude_outside": self.exclude_outside, "extrapolation_value": self.extrapolation_value,
                 "roi": self.roi, "antialias": self.antialias}
 
-    def _coordinates(self, i, out_len, in_len):
+    @staticmethod
+    def _read(spec, inputs, dtype):
+        """A number given in the config, or ["input", k, j]: element j of input k (read at run time)."""
+        if isinstance(spec, (list, tuple)):
+            return ops.cast(ops.reshape(inputs[spec[1]], (-1,))[spec[2]], dtype)
+        return spec
+
+    def _coordinates(self, i, out_len, in_len, inputs):
         """(source coordinate of each output index, its scale) for axis i, in float32."""
         f = "float32"
         o = ops.cast(ops.arange(out_len), f)
         n_in, n_out = ops.cast(in_len, f), ops.cast(out_len, f)
-        scale = ops.cast(self.scales[i], f) if self.scales[i] is not None else n_out / n_in
+        scale = ops.cast(self._read(self.scales[i], inputs, f), f) if self.scales[i] is not None else n_out / n_in
         ctm = self.ctm
         if ctm == "asymmetric":
             x = o / scale
@@ -210,7 +217,7 @@ class Resize(keras.layers.Layer):
             offset = n_in / 2 * (1 - n_out / (scale * n_in))
             x = offset + (o + 0.5) / scale - 0.5
         elif ctm == "tf_crop_and_resize":
-            start, end = self.roi[i]
+            start, end = (self._read(r, inputs, f) for r in self.roi[i])
             x = ops.where(n_out > 1, start * (n_in - 1) + o * (end - start) * (n_in - 1) / ops.maximum(n_out - 1, 1.0),
                           0.5 * (start + end) * (n_in - 1) + ops.zeros_like(o))
         else:  # half_pixel
@@ -220,15 +227,18 @@ class Resize(keras.layers.Layer):
     def _axis(self, x, inputs, i):
         axis = self.axes[i]
         in_len = ops.shape(x)[axis]
-        if self.sizes[i] is not None:
+        scale = self.scales[i]
+        if isinstance(self.sizes[i], (list, tuple)):
+            out_len = self._read(self.sizes[i], inputs, "int32")
+        elif self.sizes[i] is not None:
             out_len = int(self.sizes[i])
         elif self.refs[i] is not None:
             out_len = ops.shape(inputs[self.refs[i][0]])[self.refs[i][1]]
-        elif isinstance(in_len, int):
-            out_len = int(np.floor(np.float32(in_len) * np.float32(self.scales[i])))
+        elif isinstance(in_len, int) and not isinstance(scale, (list, tuple)):
+            out_len = int(np.floor(np.float32(in_len) * np.float32(scale)))
         else:
-            out_len = ops.cast(ops.floor(ops.cast(in_len, "float32") * np.float32(self.scales[i])), "int32")
-        coord, _ = self._coordinates(i, out_len, in_len)
+            out_len = ops.cast(ops.floor(ops.cast(in_len, "float32") * self._read(scale, inputs, "float32")), "int32")
+        coord, _ = self._coordinates(i, out_len, in_len, inputs)
         last = ops.cast(in_len, "int32") - 1
         bcast = [1] * len(x.shape)
         bcast[axis] = -1
@@ -242,7 +252,7 @@ class Resize(keras.layers.Layer):
             y = take(ops.cast(r, "int32"))
         else:
             s = 1.0
-            if self.antialias and self.scales[i] is not None and self.scales[i] < 1:
+            if self.antialias and isinstance(self.scales[i], (int, float)) and self.scales[i] < 1:
                 s = float(self.scales[i])
             support = 1.0 if self.mode == "linear" else 2.0
             start = int(np.floor(-support / s) + 1)

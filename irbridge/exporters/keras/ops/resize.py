@@ -42,6 +42,7 @@ class Plan:
     def __init__(self, ctx, upsample: bool = False):
         rank = ctx.rank(0)
         shape = ctx.shape(0)
+        self.live = {}  # "scales" / "sizes" / "roi" -> the graph value read at run time
         if rank is None or shape is None:
             raise Unsupported("a resize of a tensor of unknown rank")
         self.rank, self.shape = rank, shape
@@ -58,14 +59,17 @@ class Plan:
             k_scales = 1 if opset < 11 else 2
             scales = ctx.const(k_scales) if ctx.has_input(k_scales) else None
             if ctx.has_input(k_scales) and scales is None:
-                raise Unsupported("scales computed at run time")
+                self._live(ctx, "scales", k_scales)
             scales = scales.tolist() if scales is not None and scales.size else None
             sizes = None
             if opset >= 11 and ctx.has_input(3):
                 sizes = _size_entries(ctx.node.inputs[3])
                 if sizes is None or None in sizes:
-                    raise Unsupported("output sizes computed at run time in a way not read from shapes")
+                    sizes = self._live(ctx, "sizes", 3)
             roi = ctx.const(1) if opset >= 11 and ctx.has_input(1) else None
+            if roi is None and opset >= 11 and ctx.has_input(1) and \
+                    ctx.attr("coordinate_transformation_mode") == "tf_crop_and_resize":
+                self._live(ctx, "roi", 1)
             self.mode = ctx.attr("mode", "nearest")
             self.ctm = ctx.attr("coordinate_transformation_mode", "asymmetric" if opset < 11 else "half_pixel")
             self.nearest_mode = ctx.attr("nearest_mode", "floor" if opset < 11 else "round_prefer_floor")
@@ -77,16 +81,25 @@ class Plan:
         self.extrapolation_value = ctx.attr("extrapolation_value", 0.0)
         if self.mode not in ("nearest", "linear", "cubic"):
             raise Unsupported(f"mode {self.mode!r}")
-        if roi is not None and self.ctm == "tf_crop_and_resize":
+        if "roi" in self.live:
+            roi = [(("roi", i), ("roi", n + i)) for i in range(n)]
+        elif roi is not None and self.ctm == "tf_crop_and_resize":
             roi = roi.reshape(-1).tolist()
             roi = [(float(roi[i]), float(roi[n + i])) for i in range(n)]
         elif self.ctm == "tf_crop_and_resize":
             raise Unsupported("tf_crop_and_resize without a constant roi")
         else:
             roi = [None] * n
-        if sizes is not None:
+        if sizes is not None and "sizes" not in self.live:
             sizes, scales = self._policy(ctx, axes, sizes)
         self.axes = {}
+        if self.live:
+            if self.antialias or ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+                raise Unsupported("antialias or an aspect ratio policy with scales or sizes given at run time")
+            for i, a in enumerate(axes):  # every axis may change: each read at run time
+                self.axes[a] = (("scales", i) if "scales" in self.live else None,
+                                ("sizes", i) if "sizes" in self.live else None, roi[i])
+            return
         for i, a in enumerate(axes):
             scale = float(np.float32(scales[i])) if scales is not None else None
             size = sizes[i] if sizes is not None else None
@@ -96,6 +109,13 @@ class Plan:
                 (isinstance(size, tuple) and size[1] is ctx.node.inputs[0] and size[2] == a)
             if not same or (self.ctm == "tf_crop_and_resize" and roi[i] != (0.0, 1.0)):
                 self.axes[a] = (scale, size, roi[i])
+
+    def _live(self, ctx, key, k):
+        v = ctx.node.inputs[k]
+        if v.name not in ctx.b.env:
+            raise Unsupported(f"{key} computed at run time from an unconverted value")
+        self.live[key] = v
+        return None
 
     def _policy(self, ctx, axes, sizes):
         """keep_aspect_ratio_policy: one scale for every axis (static sizes only)."""
@@ -165,17 +185,24 @@ def _convert(ctx, upsample=False):
     perm = ctx.perm_in(0)
     if not plan.axes:
         return Held(ctx.x(0, perm), perm)
-    if len(perm) >= 3 and tuple(perm) == channels_last(plan.rank):
+    if len(perm) >= 3 and tuple(perm) == channels_last(plan.rank) and not plan.live:
         y = _standard(ctx, plan, ctx.x(0, perm))
         if y is not None:
             return Held(y, perm)
     inputs, refs, sizes, scales, axes, rois = [ctx.x(0, perm)], [], [], [], [], []
+    slot = {}
+    for key, v in plan.live.items():  # values read at run time: extra inputs of the layer
+        inputs.append(ctx.b.tensor(v, ctx.b.env[v.name][1]))
+        slot[key] = len(inputs) - 1
+
+    def spec(x):
+        return ["input", slot[x[0]], x[1]] if isinstance(x, tuple) and x and x[0] in slot else x
     for a, (scale, size, roi) in sorted(plan.axes.items(), key=lambda kv: perm.index(kv[0])):
         axes.append(perm.index(a))
-        scales.append(scale)
-        rois.append(list(roi) if roi is not None else None)
+        scales.append(spec(scale))
+        rois.append([spec(r) for r in roi] if roi is not None else None)
         ref = None
-        if isinstance(size, tuple):
+        if isinstance(size, tuple) and size[0] == "dim":
             v, axis = size[1], size[2]
             held = ctx.b.env[v.name][1] if v.name in ctx.b.env else None
             if held is None:
@@ -185,7 +212,7 @@ def _convert(ctx, upsample=False):
         if plan.antialias and scale is None:
             raise Unsupported("antialiasing with an output size not known before run time")
         refs.append(ref)
-        sizes.append(size)
+        sizes.append(spec(size))
     y = ctx.layer(keras_layers.Resize, *inputs, axes=axes, sizes=sizes, scales=scales, refs=refs, mode=plan.mode,
                   coordinate_transformation_mode=plan.ctm, nearest_mode=plan.nearest_mode,
                   cubic_coeff_a=plan.cubic_coeff_a, exclude_outside=plan.exclude_outside,
