@@ -22,6 +22,7 @@ class ConversionResult:
     report: VerificationReport | None  # None when check=False
     output: Path | None  # where it was saved, if anywhere
     seconds: dict = dataclasses.field(default_factory=dict)
+    accuracy: dict | None = None  # a quantized TFLite export: irbridge.verify.quantized's report
 
 
 def load(source, weights=None, *, format: str | None = None, inputs=None, dynamic=None,
@@ -79,29 +80,75 @@ def normalize(model: ir.Model, passes=None, *, dump_dir=None) -> ir.Model:
 
 def export(model: ir.Model, target: str, *, check: bool = True, inputs=None,
            atol: float | None = None, rtol: float | None = None, keep_nchw_io: bool = False,
-           preprocess: str | None = None):
-    """Export a canonical graph to `target` ("onnx", "torch", "keras", "tf"); verified against
-    onnxruntime unless check=False (raises VerificationError on a mismatch).
+           preprocess: str | None = None, quantize: str | None = None, calibration=None,
+           int8_io: bool = False, allow_flex: bool = False, max_error: float | None = None):
+    """Export a canonical graph to `target` ("onnx", "torch", "keras", "tf", "tflite"); verified
+    against onnxruntime unless check=False (raises VerificationError on a mismatch).
 
-    keras/tf: channels-last throughout, NHWC interfaces unless `keep_nchw_io`; tf: `preprocess`
-    ("caffe-bgr-mean") bakes RGB->BGR and mean subtraction into the signatures."""
+    keras/tf/tflite: channels-last throughout, NHWC interfaces unless `keep_nchw_io`; tf:
+    `preprocess` ("caffe-bgr-mean") bakes RGB->BGR and mean subtraction into the signatures.
+    tflite: the flatbuffer bytes; `quantize` "float16" | "dynamic-int8" | "int8" (with
+    `calibration`: .npz path, image folder or {name: array}; `int8_io`: int8 interfaces) is
+    measured instead of held to a tolerance: the report is `exported.irbridge_tflite["accuracy"]`,
+    and `max_error` (max abs error of any output) turns it back into pass/fail."""
     ref, failed = _reference(model, inputs, check and target != "onnx")  # first: see convert()
-    exported = exporters.export_raw(model, target, **_options(target, keep_nchw_io, preprocess))
+    tfl = _tflite_options(target, quantize, calibration, int8_io, allow_flex, max_error)
+    exported = exporters.export_raw(model, target, **_options(target, keep_nchw_io, preprocess), **tfl)
     if failed is not None:
         raise failed
     check = ref is not None
     if check:
-        report = verify_against(ref, exported, atol=atol, rtol=rtol)
+        report, _ = _check(ref, exported, model, target, atol, rtol, max_error)
         if not report.ok:
             raise VerificationError(f"the {target} export does not match onnxruntime:\n{report}", report)
     return exported
 
 
+def _tflite_options(target, quantize, calibration, int8_io, allow_flex, max_error) -> dict:
+    given = {"quantize": quantize, "calibration": calibration, "int8_io": int8_io, "allow_flex": allow_flex}
+    if target != "tflite":
+        used = [k for k, v in given.items() if v not in (None, False)] + (["max_error"] if max_error is not None else [])
+        if used:
+            raise InputError(f"{', '.join(used)}: options of --to tflite, not {target}")
+        return {}
+    if max_error is not None and quantize is None:
+        raise InputError("--max-error applies to quantized exports (--quantize); float32 is held to DESIGN tolerances")
+    return given
+
+
+def _check(ref, exported, model, target, atol, rtol, max_error):
+    """(report, accuracy): the comparison with the reference; for a quantized TFLite export the
+    accuracy report decides instead (pass unless `max_error` is exceeded)."""
+    report = verify_against(ref, exported, atol=atol, rtol=rtol)
+    meta = getattr(exported, "irbridge_tflite", None)
+    if meta is None:
+        return report, None
+    report.notes = list(dict.fromkeys(report.notes + meta["notes"]))
+    if meta["quantize"] is None:
+        return report, None
+    from .verify.quantized import accuracy_report, within
+
+    samples = [feeds for feeds, _ in ref.runs] + list(meta["samples"])
+    acc = accuracy_report(model, exported, samples, quantize=meta["quantize"])
+    acc["max_error"] = max_error
+    acc["ok"] = max_error is None or within(acc, max_error)
+    meta["accuracy"] = acc
+    report.accuracy = acc  # the CLI's JSON says what was measured when --max-error fails it
+    report.ok = acc["ok"]
+    held = f"max_error {max_error:g}" if max_error is not None else "measured, not held to a tolerance"
+    report.outputs = [dataclasses.replace(c, ok=max_error is None or c.max_abs <= max_error,
+                                          tolerance="quantized", note=f"{meta['quantize']}: {held}")
+                      for c in report.outputs]
+    if report.ok:
+        report.first_divergence = None
+    return report, acc
+
+
 def _options(target: str, keep_nchw_io: bool, preprocess: str | None) -> dict:
     options = {}
     if keep_nchw_io:
-        if target not in ("keras", "tf"):
-            raise InputError(f"keep_nchw_io is for the keras and tf targets, not {target}")
+        if target not in ("keras", "tf", "tflite"):
+            raise InputError(f"keep_nchw_io is for the keras, tf and tflite targets, not {target}")
         options["keep_nchw_io"] = True
     if preprocess not in (None, "none"):
         if target != "tf":
@@ -124,6 +171,10 @@ def save(obj, path: str | os.PathLike, *, source: str | None = None) -> Path:
         from .exporters.keras import save as save_keras
 
         return save_keras(obj, path)
+    if isinstance(obj, bytes) and hasattr(obj, "irbridge_tflite"):
+        from .exporters.tflite import save as save_tflite
+
+        return save_tflite(obj, path)
     if hasattr(obj, "irbridge_info") and hasattr(obj, "signatures"):
         from .exporters.tf import save as save_tf
 
@@ -142,7 +193,8 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
             format: str | None = None, dump_dir=None, layout: str = "nchw",
             keep_nchw_io: bool = False, preprocess: str | None = None,
             trust_code: bool = False, random_weights: bool = False,
-            trust_pickle: bool = False, dynamic=None) -> ConversionResult:
+            trust_pickle: bool = False, dynamic=None, quantize: str | None = None, calibration=None,
+            int8_io: bool = False, allow_flex: bool = False, max_error: float | None = None) -> ConversionResult:
     """load + normalize + export (+ verify) (+ save when `output` is given).
 
     `layout="nhwc"` (ONNX output only) gives channels-last image inputs and outputs with the
@@ -150,12 +202,14 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
     onnxruntime on the canonical graph; for ONNX output, with the graph as imported, which
     proves the passes. Every free dim is checked at two sizes (the report lists the shapes).
     On a verification failure nothing is written and VerificationError is raised.
-    `inputs`/`dynamic`: as for `load`.
+    `inputs`/`dynamic`: as for `load`. tflite: `quantize`, `calibration`, `int8_io`, `allow_flex`,
+    `max_error` as for `export`; a quantized export's accuracy report is `result.accuracy`.
     """
     if layout not in ("nchw", "nhwc"):
         raise InputError(f"layout {layout!r}: expected 'nchw' or 'nhwc'")
     if layout == "nhwc" and to != "onnx":
         raise InputError(f"layout='nhwc' is an ONNX output option; the {to} exporter chooses its own layout")
+    tfl = _tflite_options(to, quantize, calibration, int8_io, allow_flex, max_error)
     t0 = time.perf_counter()
     tick = progress.current()
     tick.stage("importing")
@@ -182,13 +236,13 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
     ref, failed = _reference(imported if to == "onnx" else model, None, check)
     t3 = time.perf_counter()
     tick.stage(f"exporting to {to}")
-    exported = exporters.export_raw(model, to, **_options(to, keep_nchw_io, preprocess))
+    exported = exporters.export_raw(model, to, **_options(to, keep_nchw_io, preprocess), **tfl)
     if failed is not None:  # what the exporter cannot convert is said first, then this
         raise failed
     t4 = time.perf_counter()
     if check:
         tick.stage(f"checking the {to} export")
-    report = verify_against(ref, exported, atol=atol, rtol=rtol) if check else None
+    report, accuracy = _check(ref, exported, model, to, atol, rtol, max_error) if check else (None, None)
     t5 = time.perf_counter()
     seconds = {"import": t1 - t0, "passes": t2 - t1, "export": t4 - t3, "check": (t3 - t2) + (t5 - t4)}
     if report is not None and not report.ok:
@@ -198,7 +252,7 @@ def convert(source, to: str, output=None, *, weights=None, passes=None, check: b
         tick.stage(f"writing {output}")
         out = save(exported, output, source=_describe(source))
     seconds["total"] = time.perf_counter() - t0
-    return ConversionResult(model, exported, report, out, seconds)
+    return ConversionResult(model, exported, report, out, seconds, accuracy)
 
 
 def _reference(model, inputs, check: bool):

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-TARGETS = ("onnx", "torch", "keras", "tf")
+TARGETS = ("onnx", "torch", "keras", "tf", "tflite")
 
 
 class UsageError(Exception):
@@ -48,7 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--rtol", type=float)
     c.add_argument("--dump-ir", metavar="DIR", help="write the graph after each step for Netron")
     c.add_argument("--keep-nchw-io", action="store_true",
-                   help="--to keras/tf: keep NCHW inputs/outputs (default: NHWC interfaces)")
+                   help="--to keras/tf/tflite: keep NCHW inputs/outputs (default: NHWC interfaces)")
+    c.add_argument("--quantize", choices=("float16", "dynamic-int8", "int8"),
+                   help="--to tflite: quantize (measured against onnxruntime: JSON 'accuracy')")
+    c.add_argument("--calibration", metavar="FILE.npz|DIR",
+                   help="--to tflite --quantize int8: samples (arrays by input name, samples on axis 0) "
+                        "or a folder of images (resized to the input, scaled to 0..1)")
+    c.add_argument("--int8-io", action="store_true", help="--quantize int8: int8 inputs and outputs too")
+    c.add_argument("--allow-flex", action="store_true",
+                   help="--to tflite: allow TensorFlow (Flex) ops where LiteRT has no builtin")
+    c.add_argument("--max-error", type=float, metavar="X",
+                   help="--quantize: fail (exit 1) when any output's max abs error exceeds X")
     c.add_argument("--preprocess", choices=("caffe-bgr-mean",),
                    help="--to tf: take RGB 0..255 images; apply RGB->BGR and ImageNet mean subtraction")
     c.add_argument("--random-weights", action="store_true",
@@ -259,13 +269,21 @@ def cmd_convert(args) -> int:
                               layout=args.layout, keep_nchw_io=args.keep_nchw_io,
                               preprocess=args.preprocess, trust_code=args.trust_code,
                               trust_pickle=args.trust_pickle, random_weights=args.random_weights,
-                              dynamic=_parse_dynamic(args.dynamic))
+                              dynamic=_parse_dynamic(args.dynamic), **_tflite_args(args))
     except VerificationError as e:
+        accuracy = getattr(e.report, "accuracy", None)
         if args.json:
-            _emit({"ok": False, "source": args.src, "target": args.to, "output": None,
-                   "check": _check_dict(e.report)})
+            failed = {"ok": False, "source": args.src, "target": args.to, "output": None,
+                      "check": _check_dict(e.report)}
+            if accuracy is not None:
+                failed["accuracy"] = accuracy
+            _emit(failed)
         else:
             print(str(e.report))
+            if accuracy is not None:
+                from .verify.quantized import summary
+
+                print(summary(accuracy))
             _log(f"irbridge: verification failed; nothing written to {args.output}")
         return 1
     model = res.model
@@ -283,6 +301,8 @@ def cmd_convert(args) -> int:
         "dims": dims.summary(model),
         "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
     }
+    if res.accuracy is not None:
+        out["accuracy"] = res.accuracy
     out["seconds"]["total"] = round(time.perf_counter() - t0, 4)
     if args.layout == "nhwc":
         from .passes.to_nhwc import remaining_transposes
@@ -294,6 +314,10 @@ def cmd_convert(args) -> int:
     else:
         if res.report is not None:
             print(str(res.report))
+            if res.accuracy is not None:
+                from .verify.quantized import summary
+
+                print(summary(res.accuracy))
         else:
             print("verification: skipped (--no-check)")
         print(f"wrote {res.output} ({out['nodes']} nodes, {out['parameters']:,} parameters, "
@@ -305,6 +329,13 @@ def cmd_convert(args) -> int:
         for t in out.get("transposes", []):
             print(f"  Transpose {t['node']} (layer {t['layer']}, perm {t['perm']}) stays: {t['reason']}")
     return 0
+
+
+def _tflite_args(args) -> dict:
+    """The --to tflite options, passed only when given (other targets refuse them by name)."""
+    given = {"quantize": args.quantize, "calibration": args.calibration, "int8_io": args.int8_io,
+             "allow_flex": args.allow_flex, "max_error": args.max_error}
+    return {k: v for k, v in given.items() if v not in (None, False)}
 
 
 def _available_targets():

@@ -17,12 +17,13 @@ REGISTRY: dict[str, str] = {
     "torch": ".torch:export",
     "keras": ".keras:export",
     "tf": ".tf:export",
+    "tflite": ".tflite:export",
 }
 
 
 def target_passes(target: str, options: dict) -> list:
     """Passes a target needs after the user's pipeline (they keep the graph valid ONNX)."""
-    if target in ("keras", "tf"):
+    if target in ("keras", "tf", "tflite"):
         from ..passes.assign_nhwc import AssignNHWC
 
         return ["merge-affine-into-batchnorm", AssignNHWC(keep_nchw_io=options.get("keep_nchw_io", False))]
@@ -41,7 +42,8 @@ def get(target: str):
 def export_raw(model: ir.Model, target: str, **options):
     """Export without verification (irbridge.export adds the check). Target passes run on a
     copy, so `model` stays the canonical graph the export is checked against. `options` go to
-    the exporter (keras/tf: keep_nchw_io; tf: preprocess)."""
+    the exporter (keras/tf/tflite: keep_nchw_io; tf: preprocess;
+    tflite: quantize, calibration, int8_io, allow_flex)."""
     exporter = get(target)
     steps = target_passes(target, options)
     if steps:
