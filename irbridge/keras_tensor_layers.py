@@ -23,8 +23,9 @@ def _int(v):
     return v if isinstance(v, int) else ops.cast(v, "int64")
 
 
-def _shape(x, start=0, end=None):
-    dims = [ops.cast(d, "int64") for d in ops.shape(x)][start:end]
+def _shape(x, start=0, end=None, perm=None):
+    dims = [ops.cast(d, "int64") for d in ops.shape(x)]
+    dims = [dims[p] for p in perm][start:end] if perm is not None else dims[start:end]
     return ops.stack(dims) if dims else ops.zeros((0,), "int64")
 
 
@@ -38,10 +39,11 @@ def _bound(v):
     if isinstance(v, (int, np.integer)):
         v = int(v)
         return None if abs(v) >= _INT_MAX else v
-    return v
+    return ops.cast(ops.clip(v, -_INT_MAX, _INT_MAX), "int32")  # TF slices take int32 bounds
 
 
 def _slice(x, starts, ends, axes=None, steps=None):
+    x = ops.convert_to_tensor(x)
     rank = len(x.shape)
     n = int(starts.shape[0])
     axes = list(range(n)) if axes is None else [int(a) % rank for a in np.asarray(axes).reshape(-1)]
@@ -57,6 +59,7 @@ def _slice(x, starts, ends, axes=None, steps=None):
 
 
 def _gather(data, indices, axis=0):
+    data = ops.convert_to_tensor(data)
     if isinstance(indices, np.ndarray) and indices.ndim == 0 and isinstance(data.shape[axis], int):
         i = int(indices) % data.shape[axis]
         return ops.take(data, i, axis=axis)
@@ -81,6 +84,13 @@ def _reshape(x, shape, allowzero=0):
             have = ops.concatenate([have, ops.zeros((n - len(x.shape),), "int64")])
         shape = ops.where(shape == 0, have, shape)
     return ops.reshape(x, shape)
+
+
+def _flatten(x, axis=1):
+    dims = _shape(x)
+    outer = ops.prod(dims[:axis]) if axis else ops.ones((), "int64")
+    inner = ops.prod(dims[axis:]) if axis < len(x.shape) else ops.ones((), "int64")
+    return ops.reshape(x, ops.stack([ops.cast(outer, "int64"), ops.cast(inner, "int64")]))
 
 
 def _expand(x, shape):
@@ -194,6 +204,15 @@ def _split(x, split=None, axis=0, num_outputs=None):
     return tuple(ops.split(x, list(np.cumsum(sizes)[:-1]), axis=axis))
 
 
+def _gather_nd(data, indices, batch_dims=0):
+    import tensorflow as tf
+
+    data, indices = ops.convert_to_tensor(data), ops.convert_to_tensor(indices)
+    dims = tf.cast(tf.shape(data)[batch_dims:batch_dims + indices.shape[-1]], indices.dtype)
+    indices = tf.where(indices < 0, indices + dims, indices)
+    return tf.gather_nd(data, indices, batch_dims=batch_dims)
+
+
 def _hard_sigmoid(x, alpha=0.2, beta=0.5):
     return ops.clip(x * alpha + beta, 0.0, 1.0)
 
@@ -215,7 +234,7 @@ FUNCS = {
     "matmul": lambda a, b: ops.matmul(a, ops.cast(b, a.dtype)),
     "einsum": lambda *xs, equation: ops.einsum(equation, *xs),
     "transpose": lambda x, perm: ops.transpose(x, perm),
-    "shape": lambda x, start=0, end=None: _shape(x, start, end),
+    "shape": _shape,
     "size": lambda x: ops.cast(ops.size(x), "int64"),
     "gather": _gather,
     "gather_elements": lambda d, i, axis=0: ops.take_along_axis(
@@ -225,8 +244,7 @@ FUNCS = {
     "unsqueeze": _unsqueeze,
     "squeeze": _squeeze,
     "reshape": _reshape,
-    "flatten": lambda x, axis=1: ops.reshape(x, (-1 if axis else 1, -1) if axis else (1, -1)) if axis <= 1
-    else ops.reshape(x, ops.stack([ops.prod(_shape(x)[:axis]), ops.prod(_shape(x)[axis:])])),
+    "flatten": _flatten,
     "expand": _expand,
     "tile": lambda x, repeats: ops.tile(x, [int(r) for r in repeats] if isinstance(repeats, np.ndarray)
                                         else ops.cast(repeats, "int32")),
@@ -269,6 +287,7 @@ FUNCS = {
                                                 ops.cast(hi, x.dtype) if hi is not None else np.inf),
     "split": _split,
     "identity": lambda x: x,
+    "gather_nd": _gather_nd,
 }
 
 
@@ -283,13 +302,14 @@ class TensorOp(keras.layers.Layer):
     (non-trainable) weights.
     """
 
-    def __init__(self, op="identity", attrs=None, slots=None, constants=(), **kwargs):
+    def __init__(self, op="identity", attrs=None, slots=None, constants=(), known=None, **kwargs):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if op not in FUNCS:
             raise ValueError(f"TensorOp: unknown op {op!r}")
         self.op, self.attrs = op, dict(attrs or {})
         self.slots = list(slots) if slots is not None else None
+        self.known = None if known is None else list(known)  # the output's sizes known statically
         self.constant_specs = [[list(s), str(d)] for s, d in constants]
         self.constant_vars = [self.add_weight(name=f"constant_{i}", shape=tuple(s),
                                               dtype="uint8" if d == "bool" else d,
@@ -312,11 +332,16 @@ class TensorOp(keras.layers.Layer):
                 args.append(next(xi) if s == "x" else next(ci) if s == "c" else None)
         while args and args[-1] is None:
             args.pop()
-        return FUNCS[self.op](*args, **self.attrs)
+        y = FUNCS[self.op](*args, **self.attrs)
+        if self.known is not None and not isinstance(y, (list, tuple)) and len(y.shape) == len(self.known):
+            import tensorflow as tf
+
+            y = tf.ensure_shape(y, self.known)
+        return y
 
     def get_config(self):
         return {**super().get_config(), "op": self.op, "attrs": self.attrs, "slots": self.slots,
-                "constants": self.constant_specs}
+                "constants": self.constant_specs, "known": self.known}
 
 
 @keras.saving.register_keras_serializable(package="irbridge")

@@ -192,8 +192,11 @@ class KerasContext:
         if not live:
             raise Unsupported("every operand is a constant (nothing computed from the inputs)")
         name = self.b.fresh(provenance.source_of(self.node) + kwargs.pop("name_suffix", ""))
+        known = self.out_shape(0) if len(self.node.outputs) == 1 else None
+        if known is not None and perm is not None and len(perm) == len(known):
+            known = tuple(known[p] for p in perm)
         layer = TensorOp(op=op, attrs=attrs or {}, slots=slots, constants=specs, name=name,
-                         trainable=self.b.trainable, **kwargs)
+                         trainable=self.b.trainable, known=None if known is None else list(known), **kwargs)
         out = layer(live)
         if consts:
             layer.set_weights(consts)

@@ -23,8 +23,16 @@ class FrozenModule(tf.Module):
         self.irbridge_info = info(km)
         self.output_names = [n for n, _ in self.irbridge_info["outputs"]]
         outs = km.outputs if isinstance(km.outputs, (list, tuple)) else [km.outputs]
-        self.layer_names = [layer.name for layer in km.layers if not isinstance(layer, keras.layers.InputLayer)]
-        self._everything = keras.Model(km.inputs, list(outs) + [km.get_layer(n).output for n in self.layer_names])
+        self.layer_names, layer_outs = [], []
+        for layer in km.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            out = layer.output
+            many = isinstance(out, (list, tuple))  # a layer with several outputs: name:0, name:1, ...
+            for k, t in enumerate(out if many else [out]):
+                self.layer_names.append(f"{layer.name}:{k}" if many else layer.name)
+                layer_outs.append(t)
+        self._everything = keras.Model(km.inputs, list(outs) + layer_outs)
         self.weights = [_freeze(w) for w in km.weights]
         specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name) for t in km.inputs]
         self._mean = None if mean_bgr is None else tf.constant(np.asarray(mean_bgr, np.float32))

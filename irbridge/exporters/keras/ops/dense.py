@@ -50,8 +50,9 @@ def _matmul(ctx):
     layouts when an operand was transposed as a view."""
     ra, rb = ctx.rank(0), ctx.rank(1)
     held = [ctx.b.env[v.name][1] if v.name in ctx.b.env else None for v in ctx.node.inputs]
+    t = ctx.follower(("Transpose",))
     if ra is None or rb is None or ra != rb or ra < 3 or any(h is None for h in held) or \
-            all(h == ident(ra) for h in held) or any(ctx.const(i) is not None for i in (0, 1)):
+            (all(h == ident(ra) for h in held) and t is None) or any(ctx.const(i) is not None for i in (0, 1)):
         return op(ctx, "matmul")
     sa, sb = ctx.shape(0), ctx.shape(1)
     if any(x != y and 1 in (x, y) for x, y in zip(sa[:-2], sb[:-2])):
@@ -60,7 +61,6 @@ def _matmul(ctx):
     i, k, j = _LETTERS[ra - 2:ra + 1]
     a_sub, b_sub, o_sub = batch + i + k, batch + k + j, batch + i + j
     out_perm = ident(ra)
-    t = ctx.follower(("Transpose",))
     if t is not None and (t.attributes.get_ints("perm", None) or [1])[0] == 0:
         out_perm = tuple(t.attributes.get_ints("perm"))  # emit in the order the Transpose reads
     eq = "".join(a_sub[p] for p in held[0]) + "," + "".join(b_sub[p] for p in held[1]) + "->" + \
@@ -111,6 +111,14 @@ def _dense(ctx, kernel, bias, after=None):
     activation = ctx.fused_activation(after.outputs[0] if after is not None else None)
     weights = [kernel] + ([bias] if bias is not None else [])
     rank = ctx.rank(0)
-    y = ctx.layer(keras.layers.Dense, ctx.x(0, ident(rank)), weights=weights,
+    x = ctx.x(0, ident(rank))
+    if x.shape[-1] is None:  # a live Reshape's result: Dense needs its width to build
+        from .... import provenance
+        from ....keras_tensor_layers import TensorOp
+
+        known = [None] * (len(x.shape) - 1) + [int(kernel.shape[0])]
+        x = TensorOp(op="identity", known=known, trainable=ctx.b.trainable,
+                     name=ctx.b.fresh(provenance.source_of(ctx.node) + "_width"))(x)
+    y = ctx.layer(keras.layers.Dense, x, weights=weights,
                   units=kernel.shape[1], use_bias=bias is not None, activation=activation)
     return Held(y, ident(rank))

@@ -19,10 +19,19 @@ def _is_float(ctx, i) -> bool:
     return (ctx.dtype_name(ctx.node.inputs[i]) or "float32").startswith(("float", "bfloat"))
 
 
+def layout(ctx):
+    """The layout to compute an elementwise op in: the one its run-time operands of the output's
+    rank are all held in (a transposed view stays a view), else the assigned one."""
+    rank = ctx.rank(0)
+    held = {ctx.b.env[v.name][1] for v in ctx.node.inputs
+            if v is not None and v.name in ctx.b.env and v.shape is not None and len(v.shape) == rank}
+    return next(iter(held)) if len(held) == 1 and rank and next(iter(held))[0] == 0 else ctx.perm_out(0)
+
+
 def elementwise(ctx, name, attrs=None):
     """TensorOp of an elementwise op in the layout of the output (constants laid out to match)
     when every run-time operand has the output's rank; in ONNX order otherwise."""
-    perm, rank = ctx.perm_out(0), ctx.rank(0)
+    perm, rank = layout(ctx), ctx.rank(0)
     live = [i for i in range(len(ctx.node.inputs)) if ctx.has_input(i) and ctx.const(i) is None]
     if perm != ident(len(perm)) and all(ctx.rank(i) == len(perm) for i in live):
         return Held(ctx.tensor_op(name, attrs, perm=perm, broadcast=True), perm)
@@ -40,26 +49,26 @@ def _merge(op_type):
     cls, name = _MERGE[op_type]
 
     def convert(ctx):
-        perm = ctx.perm_out(0)
+        perm = layout(ctx)
         n = len(ctx.node.inputs)
         consts = [ctx.const(i) for i in range(n)]
         floats = all(_is_float(ctx, i) for i in range(n))
         if n == 1 and floats:
-            return ctx.x(0, perm)
+            return Held(ctx.x(0, perm), perm)
         if n == 2 and floats and (consts[0] is None) != (consts[1] is None) and name != "mean" \
                 and ctx.rank(1 if consts[0] is not None else 0) == len(perm) and \
                 ctx.dtype_name(ctx.node.inputs[0]) == ctx.dtype_name(ctx.node.inputs[1]):
             k = 0 if consts[0] is not None else 1
             c = consts[k]
             c = c.reshape((1,) * (len(perm) - c.ndim) + c.shape).transpose(perm)
-            return ctx.layer(keras_layers.ConstantOp, ctx.x(1 - k, perm), weights=[c], op=name,
-                             shape=list(c.shape), reverse=k == 0)
+            return Held(ctx.layer(keras_layers.ConstantOp, ctx.x(1 - k, perm), weights=[c], op=name,
+                                  shape=list(c.shape), reverse=k == 0), perm)
         dtypes = {ctx.dtype_name(v) for v in ctx.node.inputs}
         shapes = [ctx.shape(i) for i in range(n)]
         if cls is not None and floats and len(dtypes) == 1 and all(c is None for c in consts) and \
                 len({len(s) for s in shapes if s is not None}) == 1 and None not in shapes and \
                 len({s[0] for s in shapes}) == 1:
-            return ctx.layer(cls, *[ctx.x(i, perm) for i in range(n)])
+            return Held(ctx.layer(cls, *[ctx.x(i, perm) for i in range(n)]), perm)
         return elementwise(ctx, name)
 
     converter(op_type)(convert)

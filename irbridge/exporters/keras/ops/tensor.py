@@ -117,10 +117,10 @@ def plan_reshapes(b, graph) -> None:
     """Reshapes whose target is known beyond the batch but for one size become Keras Reshape
     layers (`-1` for that size): the batch provably kept, the shape arithmetic then not needed."""
     for n in graph:
-        if n.op_type != "Reshape" or n.domain or n.inputs[0].shape is None or n.attributes.get_int("allowzero", 0):
+        if n.op_type != "Reshape" or n.domain or n.inputs[0].shape is None:
             continue
         x, entries = n.inputs[0], shape_entries(n.inputs[1])
-        if entries is None or len(entries) < 2:
+        if entries is None or len(entries) < 2 or (n.attributes.get_int("allowzero", 0) and 0 in entries):
             continue
         entries = [("dim", x, i) if e == 0 else e for i, e in enumerate(entries)]
         entries = [e[1].shape[e[2]] if isinstance(e, tuple) and isinstance(e[1].shape[e[2]], int) else e
@@ -154,7 +154,8 @@ def flatten(ctx):
         if ctx.rank(0) == 2:
             return Held(ctx.x(0, (0, 1)), (0, 1))
         return Held(ctx.layer(keras.layers.Flatten, ctx.x(0, ident(ctx.rank(0)), order_only=True)), (0, 1))
-    return op(ctx, "flatten", {"axis": ctx.attr("axis", 1) % max(ctx.rank(0) or 1, 1)})
+    axis = ctx.attr("axis", 1)
+    return op(ctx, "flatten", {"axis": axis + ctx.rank(0) if axis < 0 else axis})
 
 
 @converter("Transpose")
@@ -174,11 +175,21 @@ def transpose(ctx):
 
 @converter("Shape", since=1)
 def shape(ctx):
+    """Read from the data as it is held (a transposed view's sizes permuted back): no Permute."""
     attrs = {}
     if ctx.attr("start") is not None:
         attrs["start"] = ctx.attr("start")
     if ctx.attr("end") is not None:
         attrs["end"] = ctx.attr("end")
+    name = ctx.node.inputs[0].name
+    if name in ctx.b.env and ctx.b.env[name][1] != ident(len(ctx.b.env[name][1])):
+        from .... import provenance
+        from ....keras_tensor_layers import TensorOp
+
+        t, have = ctx.b.env[name]
+        layer = TensorOp(op="shape", attrs={**attrs, "perm": [list(have).index(i) for i in range(len(have))]},
+                         name=ctx.b.fresh(provenance.source_of(ctx.node)), trainable=ctx.b.trainable)
+        return Held(layer([t]), (0,))
     return op(ctx, "shape", attrs)
 
 
@@ -229,6 +240,11 @@ def tile(ctx):
 @converter("GatherElements")
 def gather_elements(ctx):
     return op(ctx, "gather_elements", {"axis": ctx.attr("axis", 0)})
+
+
+@converter("GatherND", since=12)
+def gather_nd(ctx):
+    return op(ctx, "gather_nd", {"batch_dims": ctx.attr("batch_dims", 0)})
 
 
 @converter("Split", since=18)
