@@ -21,7 +21,7 @@ from ... import progress, provenance
 from ..._io import prefetch_mapped, release_mapped
 from ...errors import UnsupportedError
 from ...verify import input_specs, layer_outputs
-from . import registry
+from . import hierarchy, registry
 from .registry import Unsupported
 
 # ONNX element types torch can hold and compute with.
@@ -218,8 +218,11 @@ class NodeContext:
         return self.builder.add_module(self.node, cls, kwargs, params or {})
 
     def call_module(self, cls: type, *args, params=None, **kwargs) -> fx.Node:
+        """Call `cls(**kwargs)` (a new submodule, or the source's own one reused: a ReLU the
+        source calls twice); the result is named after the layer (`layer1_0_conv1`)."""
         name = self.module(cls, params, **kwargs)
-        return self.builder.create("call_module", name, args, {}, self.out_name())
+        var = name.replace(".", "_") if len(self.node.outputs) == 1 else self.out_name()
+        return self.builder.create("call_module", name, args, {}, var)
 
     def call(self, fn, *args, **kwargs) -> fx.Node:
         return self.builder.create("call_function", fn, args, kwargs, self.out_name())
@@ -236,8 +239,17 @@ class NodeContext:
         )
 
     def out_name(self, k: int = 0) -> str | None:
+        """The variable name of output k: the ONNX value's name, or for a TorchScript export's
+        scoped names (`/layer1/layer1.0/Add_output_0`) the layer's (`layer1_0_add`)."""
         outs = self.node.outputs
-        return outs[k].name if k < len(outs) else None
+        if k >= len(outs):
+            return None
+        name = outs[k].name
+        if name and name.startswith("/"):
+            scope = hierarchy.scope_path(name)
+            op = name.rsplit("/", 1)[-1].split("_output")[0].lower()
+            return f"{scope}_{op}" if scope else op
+        return name
 
 
 class GraphBuilder:
@@ -247,6 +259,7 @@ class GraphBuilder:
         self.graph = fx.Graph()
         self.root = nn.Module()
         self.specs: dict[str, ModuleSpec] = {}
+        self.containers: set[str] = set()  # dotted paths of the source's module containers
         self.buffers: dict[str, str] = {}  # onnx value name -> buffer attribute
         self.env: dict[str, fx.Node] = {}  # onnx value name -> fx node
         self.values: dict[str, str] = {}  # onnx value name -> fx node name
@@ -302,8 +315,49 @@ class GraphBuilder:
         self.values[value.name] = node.name
         return node
 
+    def module_name(self, onnx_node: ir.Node) -> str:
+        """Where the node's layer lives: its source module's path (`layer1.0.conv1`, so that the
+        source's state_dict keys load), or a fresh flat name when its records name no module."""
+        path = hierarchy.module_path(onnx_node)
+        if path:
+            placed = self._place(path.split("."))
+            if placed:
+                return placed
+        return self.fresh(provenance.source_of(onnx_node))
+
+    def _place(self, parts: list[str]) -> str | None:
+        """Create the containers on the way to `parts` and return a free dotted name there."""
+        parent, prefix = self.root, []
+        for seg in parts[:-1]:
+            child = parent._modules.get(seg)
+            if child is None:
+                if prefix == [] and (seg in self._used_names or hasattr(nn.Module, seg)):
+                    return None
+                if hasattr(parent, seg):
+                    return None
+                child = nn.Module()
+                parent.add_module(seg, child)
+                self.containers.add(".".join(prefix + [seg]))
+                if not prefix:
+                    self._used_names.add(seg)
+            elif ".".join(prefix + [seg]) not in self.containers:
+                return None  # a layer, not a container: fall back to a flat name
+            parent, prefix = child, prefix + [seg]
+        last, k = parts[-1], 1
+        while last in parent._modules or hasattr(parent, last) or (not prefix and last in self._used_names) \
+                or ".".join(prefix + [last]) in self.containers:
+            k += 1
+            last = f"{parts[-1]}_{k}"
+        if not prefix:
+            self._used_names.add(last)
+        return ".".join(prefix + [last])
+
     def add_module(self, onnx_node: ir.Node, cls, kwargs, params) -> str:
-        name = self.fresh(provenance.source_of(onnx_node))
+        path = hierarchy.module_path(onnx_node)
+        spec = self.specs.get(path) if path else None
+        if spec is not None and not params and spec.cls is cls and spec.kwargs == kwargs:
+            return path  # the source's own stateless layer, called again (torchvision's relu)
+        name = self.module_name(onnx_node)
         dtype = _float_dtype(params)
         if dtype is not None and dtype != torch.get_default_dtype():
             # built in the source's dtype (`nn.Linear(32, 32, dtype=torch.float16)`): a float32
@@ -324,7 +378,8 @@ class GraphBuilder:
             else:
                 raise Unsupported(f"{cls.__name__} needs its {bname!r} as a constant")
         module.eval()
-        self.root.add_module(name, module)
+        *path, leaf = name.split(".")
+        self.root.get_submodule(".".join(path)).add_module(leaf, module)
         self.specs[name] = ModuleSpec(cls, kwargs)
         return name
 
@@ -378,6 +433,7 @@ def build(model: ir.Model) -> fx.GraphModule:
     gm = fx.GraphModule(b.root, b.graph, class_name="Model")
     gm.eval()
     gm.irbridge_specs = b.specs
+    gm.irbridge_containers = sorted(b.containers)
     gm.irbridge_values = dict(b.values)
     gm.irbridge_inputs = [v.name for v in graph.inputs if v.name not in graph.initializers]
     gm.irbridge_outputs = [v.name for v in graph.outputs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import keyword
 import re
 
 import torch
@@ -40,16 +41,20 @@ def module_source(gm: torch.fx.GraphModule, source: str = "an ONNX graph") -> st
         body = re.sub(rf"\b{re.escape(global_name)}\b", fn.__name__, body)
     body = re.sub(r";\s+(\w+ = )+None", "", body)  # fx's eager-free statements, noise to a reader
     body = _SUBSCRIPT.sub(_subscript, body)
+    while _GETATTR.search(body):  # getattr(self.layer1, "0").conv1 -> self.layer1[0].conv1
+        body = _GETATTR.sub(lambda m: f"{m.group(1)}[{m.group(2)}]", body)
     body = "\n".join(line for line in body.splitlines() if line.strip())
     lines = [_HEADER.format(doc="A PyTorch model converted by irbridge.", source=source)]
     for fn in _with_dependencies(helpers.values()):
         lines.append("\n" + inspect.getsource(fn))
+    tree = _tree(gm.irbridge_specs)
+    if any(not _is_list(v) for v in _walk(tree)):
+        lines.append("\n" + _BLOCK)
     lines.append("\nclass Model(nn.Module):")
     lines.append("    def __init__(self):")
     lines.append("        super().__init__()")
-    for name, spec in gm.irbridge_specs.items():
-        args = ", ".join(f"{k}={_literal(v)}" for k, v in spec.kwargs.items())
-        lines.append(f"        self.{name} = nn.{spec.cls.__name__}({args})")
+    for name, node in tree.items():
+        lines.append(f"        self.{name} = " + _construct(node, 8))
     for name, buf in gm.named_buffers(recurse=False):
         lines.append(
             f"        self.register_buffer({name!r}, torch.empty({tuple(buf.shape)!r}, dtype={buf.dtype}))"
@@ -57,6 +62,69 @@ def module_source(gm: torch.fx.GraphModule, source: str = "an ONNX graph") -> st
     lines.append("")
     lines.extend("    " + line for line in body.splitlines())
     return "\n".join(lines) + "\n"
+
+
+_GETATTR = re.compile(r"""getattr\((self(?:\.\w+|\[\d+\])*), ["'](\d+)["']\)""")
+
+_BLOCK = '''class Block(nn.Module):
+    """A container of named layers: one of the source model's submodules."""
+
+    def __init__(self, *named, **layers):
+        super().__init__()
+        for name, layer in dict(*named, **layers).items():
+            self.add_module(name, layer)
+
+    def __getitem__(self, index):
+        return getattr(self, str(index))'''
+
+
+def _tree(specs: dict) -> dict:
+    """{dotted name: ModuleSpec} -> nested {segment: ModuleSpec | dict}, in creation order."""
+    tree: dict = {}
+    for name, spec in specs.items():
+        *path, leaf = name.split(".")
+        node = tree
+        for seg in path:
+            node = node.setdefault(seg, {})
+        node[leaf] = spec
+    return tree
+
+
+def _walk(tree: dict):
+    for v in tree.values():
+        if isinstance(v, dict):
+            yield v
+            yield from _walk(v)
+
+
+def _is_list(node: dict) -> bool:
+    """Children named 0..n-1 (in any order): an nn.ModuleList, indexed as the source does."""
+    return all(k.isdigit() for k in node) and sorted(int(k) for k in node) == list(range(len(node)))
+
+
+def _construct(node, indent: int) -> str:
+    """The constructor expression of a layer (ModuleSpec) or container (dict) in model.py."""
+    if not isinstance(node, dict):
+        args = ", ".join(f"{k}={_literal(v)}" for k, v in node.kwargs.items())
+        return f"nn.{node.cls.__name__}({args})"
+    pad, inner = " " * indent, " " * (indent + 4)
+    if _is_list(node):
+        items = [_construct(node[str(k)], indent + 4) for k in range(len(node))]
+        return "nn.ModuleList([\n" + "".join(f"{inner}{i},\n" for i in items) + f"{pad}])"
+    if not all(k.isidentifier() and not keyword.iskeyword(k) and k != "self" for k in node):
+        items = [f"{k!r}: {_construct(v, indent + 4)}" for k, v in node.items()]
+        return "Block({\n" + "".join(f"{inner}{i},\n" for i in items) + f"{pad}}})"
+    items = [f"{k}={_construct(v, indent + 4)}" for k, v in node.items()]
+    return "Block(\n" + "".join(f"{inner}{i},\n" for i in items) + f"{pad})"
+
+
+def _number(v: float) -> str:
+    """A float as written: the shortest spelling that is the same float32 (ONNX attributes are
+    float32: `momentum=0.1`, not 0.09999999999999998), where that keeps the float32 value."""
+    import numpy as np
+
+    short = repr(float(str(np.float32(v))))
+    return short if np.float32(float(short)) == np.float32(v) and len(short) < len(repr(v)) else repr(v)
 
 
 # fx writes x[:, :n] as x[(slice(None, None, None), slice(None, n, None))]
@@ -123,6 +191,8 @@ def _with_dependencies(fns) -> list:
 def _literal(v) -> str:
     if isinstance(v, float) and v != v:
         return "nan"
+    if isinstance(v, float):
+        return _number(v)
     if isinstance(v, torch.dtype):
         return str(v)
     if isinstance(v, type) and issubclass(v, nn.Module):

@@ -19,6 +19,11 @@ _CONV_T_F = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d
 def conv(ctx):
     w = ctx.const(1)
     b = ctx.const(2)
+    if b is not None and b.dtype.kind == "f" and not b.any():
+        # an all-zero bias (unoptimized dynamo exports spell bias=False so): a conv without one
+        b, skip_bias = None, True
+    else:
+        skip_bias = False
     kernel = list(ctx.attr("kernel_shape", None) or (w.shape[2:] if w is not None else ctx.shape(1)[2:]))
     n = len(kernel)
     if n not in _CONV:
@@ -31,7 +36,7 @@ def conv(ctx):
         x = ctx.call(runtime.pad_same, x, kernel, win.strides, win.dilations, win.same_upper)
     elif not win.symmetric:
         x = ctx.call(runtime.onnx_pad, x, full_pads(win.pads))
-    if w is None or (ctx.has_input(2) and b is None):
+    if w is None or (ctx.has_input(2) and b is None and not skip_bias):
         return ctx.call(_CONV_F[n], x, ctx.x(1), ctx.x(2), tuple(win.strides), padding,
                         tuple(win.dilations), group)
     params = {"weight": w} if b is None else {"weight": w, "bias": b}
