@@ -28,11 +28,16 @@ def convert(module, model, *, quantize=None, calibration=None, int8_io=False, al
     specs = [(spec.shape.as_list(), spec.dtype, spec.name)
              for spec in module.serving_default.input_signature]
     fn = module.serving_default.get_concrete_function()
-    flat = _convert(tf, fn, module, info, quantize, samples, int8_io, allow_flex)
     notes, fixed = [], []
     free = [(i, ax) for i, (shape, _, _) in enumerate(specs) for ax, d in enumerate(shape) if d is None]
+    try:
+        flat = _convert(tf, fn, module, info, quantize, samples, int8_io, allow_flex)
+        problem = _probe(flat, allow_flex, free) if free else None
+    except UnsupportedError as e:  # e.g. an LSTM over free dims lowers to TensorList (Flex) ops
+        if not free or not e.nodes:
+            raise
+        problem = f"with them free, the converter needs Flex ops {', '.join(e.nodes)}"
     if free:
-        problem = _probe(flat, allow_flex, free)
         if problem is not None:
             fixed_specs = []
             for shape, dtype, name in specs:
@@ -81,7 +86,8 @@ def _convert(tf, fn, module, info, quantize, samples, int8_io, allow_flex) -> by
 
 def _explain(e: Exception, allow_flex: bool) -> Exception:
     text = str(e)
-    flex = sorted(set(re.findall(r"\btf\.(\w+)", text)) | set(re.findall(r"\bFlex(\w+)", text)))
+    flex = sorted((set(re.findall(r"\btf\.(\w+)", text)) | set(re.findall(r"\bFlex(\w+)", text)))
+                  - {"lite", "compat", "function"})
     if flex and not allow_flex:
         return UnsupportedError(
             f"the model needs TensorFlow ops that LiteRT has no builtin kernel for: {', '.join(flex)}; "
