@@ -319,10 +319,26 @@ def _call_input_names(km, n: int) -> list[str]:
 
 
 def _call_args(km, xs) -> tuple:
-    """How Keras is called with the inputs xs: one tensor, several arguments, or one list."""
+    """How Keras is called with the inputs xs: one tensor, several arguments, one list, or one
+    dict (a functional model built on a dict of inputs, as keras-hub's backbones are)."""
+    keys = _input_keys(km)
+    if keys is not None:
+        return ({key: xs[i] for key, i in keys.items()},)
     if len(xs) == 1:
         return (xs[0],)
     return tuple(xs) if len(_positional(km)) >= len(xs) and not _is_functional(km) else (list(xs),)
+
+
+def _input_keys(km) -> dict[str, int] | None:
+    """{key: index in km.inputs} for a functional model whose inputs are a dict, else None."""
+    if not _is_functional(km):
+        return None
+    struct = getattr(km, "_inputs_struct", None)
+    if not isinstance(struct, dict):
+        return None
+    index = {id(t): i for i, t in enumerate(km.inputs)}
+    keys = {key: index.get(id(t)) for key, t in struct.items()}
+    return keys if None not in keys.values() else None
 
 
 UNKNOWN_DIM = re.compile(r"^unk__\d+$")
@@ -374,8 +390,13 @@ def _layer_of(node_name: str, layers: dict[str, str]) -> str | None:
 def check_against_keras(model: ir.Model, km) -> None:
     """The imported graph must compute what Keras computes (DESIGN.md §1: importers are
     checked against the source framework where it is installed)."""
+    names = [v.name for v in model.graph.outputs]
+
     def run(xs):
-        return km(*_call_args(km, xs), training=False)
+        out = km(*_call_args(km, xs), training=False)
+        if isinstance(out, dict) and set(names) <= set(out):  # Keras's order is not the graph's
+            return [out[n] for n in names]
+        return out
 
     check_against_source(model, "keras", run)
 
