@@ -1,0 +1,202 @@
+"""keras.applications families (weights=None, seeded weights, small sizes) imported from the
+live keras.Model and converted to PyTorch, ONNX and back to Keras; every result compared with
+Keras itself at batch 2 and 3 (and at two image sizes where the family takes free sides).
+
+The fast rows are the regressions, each the smallest Keras model holding the construct that
+failed inside a family (EfficientNet's Normalization constants, ConvNeXt's XLA-compiled grouped
+convolution and its LayerNormalization after a 1x1 feature map); the families themselves are
+slow rows (`make test`; `make test-fast` skips them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_close
+
+keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
+pytest.importorskip("tensorflow")
+
+from irbridge.models import keras_apps  # noqa: E402
+
+
+def _image(batch, size, seed):
+    return np.random.default_rng(seed).standard_normal((batch, size, size, 3)).astype(np.float32)
+
+
+def _ops(model) -> set[str]:
+    return {n.op_type for n in model.graph}
+
+
+def _sources(model) -> set[tuple]:
+    return {(n.metadata_props.get("irbridge.source"), n.metadata_props.get("irbridge.source_op")) for n in model.graph}
+
+
+def _small(build, shape=(8, 8, 16)):
+    inp = keras.Input(shape, name="img")
+    km = keras.Model(inp, build(inp), name="small")
+    return keras_apps.reseed(km, 0)
+
+
+# --- regressions (fast) ---------------------------------------------------------------------
+
+def test_rescaling_and_normalization_constants_are_imported_from_the_layer():
+    """EfficientNetB0 crashed with KeyError('normalization_1/Sub/y:0'): a Normalization layer's
+    mean/variance are eager tensors the traced function captures, not variables."""
+    import irbridge
+
+    L = keras.layers
+    km = _small(lambda x: L.Conv2D(4, 3, name="conv")(
+        L.Normalization(mean=[0.1, 0.2, 0.3], variance=[0.5, 1.0, 2.0], name="norm")(
+            L.Rescaling(1 / 255.0, offset=-0.5, name="rescale")(x))), shape=(8, 8, 3))
+    m = irbridge.load(km)
+    assert [v.name for v in m.graph.inputs] == ["img"]  # the constants are initializers, not inputs
+    assert m.metadata_props["irbridge.import_check"].startswith("keras: ok")
+    assert {("norm", "Normalization"), ("rescale", "Rescaling")} <= _sources(m)
+    x = _image(2, 8, 1) * 100
+    assert_close(_ort(m, {"img": x}), np.asarray(km(x)))
+
+
+def _ort(model, feeds):
+    from tests.conftest import ort_run
+
+    return ort_run(model, feeds)[0]
+
+
+def test_adapted_normalization_inside_a_family_block():
+    """The layer as keras.applications builds it: adapted state (adapt_mean/variance) whose
+    finalized tensors the call reads."""
+    import irbridge
+
+    inp = keras.Input((8, 8, 3), name="img")
+    norm = keras.layers.Normalization(axis=-1, name="normalization")
+    km = keras.Model(inp, keras.layers.Conv2D(4, 3, name="conv")(norm(inp)))
+    keras_apps.reseed(km, 0)
+    assert float(np.min(np.asarray(norm.variance))) >= 0.5  # re-drawn, finalized: realistic
+    m = irbridge.load(km)
+    assert m.metadata_props["irbridge.import_check"].startswith("keras: ok")
+
+
+def test_grouped_conv_call_is_inlined_with_its_layer():
+    """ConvNeXtTiny left a PartitionedCall in the graph (Keras runs a grouped Conv2D as an
+    XLA-compiled tf.function on CPU): the call is inlined, its nodes keep the layer."""
+    import irbridge
+
+    km = _small(lambda x: keras.layers.Conv2D(16, 7, padding="same", groups=16, name="dwconv")(x))
+    m = irbridge.load(km)
+    assert not _ops(m) & {"PartitionedCall", "StatefulPartitionedCall"}
+    assert ("dwconv", "Conv2D") in _sources(m)
+    assert m.metadata_props["irbridge.import_check"].startswith("keras: ok")
+
+
+def test_layer_norm_after_a_one_by_one_map():
+    """ConvNeXt's last stage (1x1 maps at 32 px): tf2onnx's Transpose->Reshape rewrite read a
+    stale shape and made (N, 1, 768, 768) of (N, 1, 1, 768)."""
+    import irbridge
+
+    L = keras.layers
+    km = _small(lambda x: L.LayerNormalization(epsilon=1e-6, name="ln")(
+        L.Conv2D(16, 7, padding="same", groups=16, name="dw")(x)), shape=(1, 1, 16))
+    res = irbridge.convert(km, "onnx")
+    assert res.report.ok
+    x = _image(3, 1, 2)[..., :1].repeat(16, -1)
+    assert_close(_ort(res.exported, {"img": x}), np.asarray(km(x)))
+
+
+def test_exact_gelu_erfc():
+    """Keras's exact GELU is 0.5·x·erfc(-x/√2) in TF; tf2onnx has no Erfc (ViT, ConvNeXt)."""
+    import irbridge
+
+    km = _small(lambda x: keras.layers.Dense(8, activation="gelu", name="fc")(x), shape=(5, 12))
+    m = irbridge.load(km)
+    assert "Erf" in _ops(m) and "Erfc" not in _ops(m)
+    x = np.random.default_rng(3).standard_normal((2, 5, 12)).astype(np.float32) * 3
+    assert_close(_ort(m, {"img": x}), np.asarray(km(x)))
+
+
+def test_tf_ops_without_onnx_equivalent_are_refused_by_name():
+    """Everything TF leaves in a graph is handled or refused by name, never passed on."""
+    import tensorflow as tf
+
+    import irbridge
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="a")])
+    def igamma(a):
+        return tf.math.igamma(a * a + 1.0, a * a + 2.0)
+
+    with pytest.raises(irbridge.UnsupportedError, match="Igamma"):
+        irbridge.load(igamma)
+
+
+# --- the families (slow) --------------------------------------------------------------------
+
+def _torch_out(module, x):
+    import torch
+
+    with torch.no_grad():
+        out = module(torch.from_numpy(x))
+    return (out[0] if isinstance(out, (list, tuple)) else out).numpy()
+
+
+def _convert_all(km, sizes, batches=(2, 3)):
+    """Keras -> ONNX -> PyTorch (each checked by irbridge against onnxruntime at two batches),
+    then compared with Keras itself; Keras -> ONNX -> Keras where the exporter takes the ops.
+    Returns {target: 'ok' | why not}."""
+    import irbridge
+
+    results = {}
+    m = irbridge.normalize(irbridge.load(km))
+    assert m.metadata_props["irbridge.import_check"].startswith("keras: ok")
+    onnx_model = irbridge.export(m.clone() if hasattr(m, "clone") else m, "onnx")
+    torch_model = irbridge.export(m, "torch")
+    for size in sizes:
+        for batch in batches:
+            x = _image(batch, size, seed=batch + size)
+            ref = np.asarray(km(x, training=False))
+            assert_close(_torch_out(torch_model, x), ref)
+            assert_close(_ort(onnx_model, {onnx_model.graph.inputs[0].name: x}), ref)
+    results["torch"] = results["onnx"] = "ok"
+    try:
+        back = irbridge.export(m, "keras")
+    except irbridge.UnsupportedError as e:  # the Keras exporter's coverage, not the importer's
+        results["keras"] = f"unsupported: {str(e).splitlines()[0][:120]}"
+        return results
+    for batch in batches:
+        x = _image(batch, sizes[0], seed=7 + batch)
+        assert_close(np.asarray(back(x, training=False)), np.asarray(km(x, training=False)))
+    results["keras"] = "ok"
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(keras_apps.APPS))
+def test_family_converts_and_matches_keras(family, torch, record_property):
+    km = keras_apps.app(family, seed=1)
+    size = keras_apps.APPS[family][1]
+    results = _convert_all(km, [size])
+    record_property("targets", results)
+    print(family, results)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ResNet50", "InceptionV3", "MobileNetV3Small", "EfficientNetV2B0",
+                                    "ConvNeXtTiny", "DenseNet121"])
+def test_family_with_free_image_sides(family, torch):
+    """include_top=False, pooling='avg', input (None, None, None, 3): the batch and both sides
+    stay free in the export and match Keras at two batches and two sizes."""
+    km = keras_apps.app(family, free=True, seed=2)
+    smallest = keras_apps.APPS[family][1]
+    _convert_all(km, [smallest, smallest + 16])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(keras_apps.PREPROCESSING))
+def test_family_without_preprocessing(family, torch):
+    import irbridge
+
+    km = keras_apps.app(family, preprocessing=False, seed=3)
+    size = keras_apps.APPS[family][1]
+    exported = irbridge.convert(km, "torch").exported
+    for batch in (2, 3):
+        x = _image(batch, size, seed=batch)
+        assert_close(_torch_out(exported, x), np.asarray(km(x, training=False)))
