@@ -28,6 +28,9 @@ EXPECTED_FAILURES = {
     r"test_reduce_(max|min)_empty_set": "max/min over an empty dimension (ONNX: -inf/+inf)",
     r"test_PReLU_.d_multiparam": "PRelu slope [C] against a (N, C, ...) input from old PyTorch exports",
     r"test_operator_view": "Reshape whose shape input is computed at run time from Shape ops",
+    r"test_(de)?quantizelinear_(e4m3fn|e5m2|float4e2m1|u?int[24])": "float8/float4/int4/int2 tensors: no torch arithmetic (refused clearly)",
+    r"test_(de)?quantizelinear_blocked": "blocked quantization (block_size) is refused clearly",
+    r"test_attention_4d_(causal_|gqa_with_past_and_present_)?fp16_cpu": "fp16 attention: torch's half matmul/softmax round differently from the fp32 reference at rtol 1e-3",
 }
 
 # Whole families outside this exporter's scope (training, sequences, strings, quantization).
