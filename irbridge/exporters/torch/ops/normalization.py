@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import torch.nn.functional as F
 from torch import nn
 
@@ -47,7 +49,9 @@ def layer_norm(ctx):
     rank = ctx.rank(0)
     shape = ctx.shape(0)
     if rank is None or shape is None or any(d is None for d in shape[axis % rank:]):
-        raise Unsupported("LayerNormalization of an input whose normalized dims are unknown")
+        # normalized dims known only at run time (free sizes): the operator's definition
+        y = ctx.call(runtime.onnx_layer_norm, ctx.x(0), ctx.x(1), ctx.x(2), axis, eps)
+        return ctx.call(operator.getitem, y, 0)
     normalized = tuple(shape[axis % rank:])
     scale, bias = ctx.const(1), ctx.const(2)
     if scale is not None and scale.shape == normalized and (bias is None or bias.shape == normalized) \
