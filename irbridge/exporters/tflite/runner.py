@@ -52,7 +52,8 @@ def tflite_runner(flat) -> Runner:
     def get(preserve: bool):
         if preserve not in cache:
             it = interpreter(flat, meta.get("allow_flex", False), preserve)
-            cache[preserve] = (it, _io_details(it), {})
+            ins, outs = _io_details(it)
+            cache[preserve] = (it, (_by_name(ins, names_in), _by_name(outs, names_out)), {})
         return cache[preserve]
 
     def invoke(feeds, preserve=False):
@@ -130,6 +131,22 @@ def _layer_of(tensor_name: str) -> str | None:
 def _io_details(it):
     sig = it.get_signature_runner("serving_default")
     return sig.get_input_details(), sig.get_output_details()
+
+
+def _by_name(details: dict, names: list[str]) -> dict:
+    """{ONNX name: details}: TF turns characters a signature key cannot hold ('/', ':') into '_'."""
+    if all(n in details for n in names):
+        return {n: details[n] for n in names}
+    keyed = {_key(k): d for k, d in details.items()}
+    if all(_key(n) in keyed for n in names):
+        return {n: keyed[_key(n)] for n in names}
+    if len(details) == len(names):  # in signature order
+        return dict(zip(names, details.values()))
+    raise KeyError(f"the .tflite signature has {sorted(details)}; expected {names}")
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "_", name.lower())
 
 
 def _fixed_batch(meta, feeds) -> int | None:
