@@ -19,13 +19,12 @@ import numpy as np
 # family -> (constructor name in keras.applications, smallest side it accepts, free sides allowed,
 #            extra keyword arguments). Sizes are the smallest the architecture takes, to keep the
 #            tests quick; `free` is False where the head needs a fixed size (VGG's Flatten, NASNet's
-#            fixed cell shapes).
+#            fixed cell shapes). Keras 3 ships no ResNetRS or RegNet (tf.keras 2 did): not here.
 APPS: dict[str, tuple[str, int, bool, dict]] = {
     "VGG16": ("VGG16", 32, False, {}),
     "VGG19": ("VGG19", 32, False, {}),
     "ResNet50": ("ResNet50", 32, True, {}),
     "ResNet50V2": ("ResNet50V2", 32, True, {}),
-    "ResNetRS50": ("ResNetRS50", 32, True, {}),
     "InceptionV3": ("InceptionV3", 75, True, {}),
     "InceptionResNetV2": ("InceptionResNetV2", 75, True, {}),
     "Xception": ("Xception", 71, True, {}),
@@ -38,13 +37,10 @@ APPS: dict[str, tuple[str, int, bool, dict]] = {
     "EfficientNetB0": ("EfficientNetB0", 32, True, {}),
     "EfficientNetV2B0": ("EfficientNetV2B0", 32, True, {}),
     "ConvNeXtTiny": ("ConvNeXtTiny", 32, True, {}),
-    "RegNetX002": ("RegNetX002", 32, True, {}),
-    "RegNetY002": ("RegNetY002", 32, True, {}),
 }
 
 # families with a built-in preprocessing block (Rescaling / Normalization) that can be turned off
-PREPROCESSING = {"ResNetRS50", "MobileNetV3Small", "MobileNetV3Large", "EfficientNetV2B0",
-                 "ConvNeXtTiny", "RegNetX002", "RegNetY002"}
+PREPROCESSING = {"MobileNetV3Small", "MobileNetV3Large", "EfficientNetV2B0", "ConvNeXtTiny"}
 
 
 def app(family: str, size: int | None = None, preprocessing: bool = True, free: bool = False,

@@ -114,7 +114,7 @@ def _graph_def(path: Path, inputs, tf):
     outputs = [n.name for n in graph_def.node if n.name not in consumed and n.op not in ("Const", "NoOp", "Placeholder")]
     if not placeholders or not outputs:
         raise InputError(f"{path}: cannot tell the graph's inputs and outputs (Placeholders and unread nodes).")
-    shapes = {f"{k}:0" if ":" not in k else k: v for k, v in (dict(inputs) if inputs else {}).items()}
+    shapes = {f"{k}:0" if ":" not in k else k: list(v) for k, v in (dict(inputs) if inputs else {}).items()}
     in_names, out_names = [f"{p}:0" for p in placeholders], [f"{o}:0" for o in outputs]
     check = _graph_check(graph_def, in_names, out_names, tf)  # before the weights leave the GraphDef
     graph_def = tf_graphdef.inline_calls(graph_def, str(path))
@@ -136,7 +136,7 @@ def _override(data: list[str], rename: dict, shapes: dict) -> dict | None:
     unknown = [k for k in shapes if str(k).split(":")[0] not in by_name]
     if unknown:
         raise InputError(f"inputs= names {unknown}; the graph's inputs are {sorted(rename.get(t, t) for t in data)}")
-    return {by_name[str(k).split(":")[0]]: list(v) for k, v in shapes.items()}
+    return {by_name[str(k).split(":")[0]]: [None if d is None else int(d) for d in v] for k, v in shapes.items()}
 
 
 def _variables(obj, tf) -> list:
