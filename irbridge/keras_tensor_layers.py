@@ -125,14 +125,26 @@ def _reduce(fn):
     return reduce
 
 
+def _clip(x, lo=None, hi=None):
+    """ONNX Clip: min(max(x, lo), hi), so that lo > hi gives hi everywhere."""
+    if lo is not None:
+        x = ops.maximum(x, ops.cast(ops.reshape(lo, ()), x.dtype))
+    if hi is not None:
+        x = ops.minimum(x, ops.cast(ops.reshape(hi, ()), x.dtype))
+    return x
+
+
+def _scalar(v, dtype="int32"):
+    """An ONNX scalar input (0-D or one element) as a Python int, or a 0-D tensor at run time."""
+    if isinstance(v, np.ndarray):
+        return int(v.reshape(-1)[0])
+    return ops.reshape(ops.cast(v, dtype), ())
+
+
 def _cumsum(x, axis, exclusive=0, reverse=0):
-    axis = int(np.asarray(axis)) if isinstance(axis, np.ndarray) else ops.cast(axis, "int32")
-    if reverse:
-        x = ops.flip(x, axis=axis)
-    y = ops.cumsum(x, axis=axis)
-    if exclusive:
-        y = y - x
-    return ops.flip(y, axis=axis) if reverse else y
+    import tensorflow as tf  # its cumsum takes the axis as a tensor, and exclusive/reverse
+
+    return tf.math.cumsum(x, axis=_scalar(axis), exclusive=bool(exclusive), reverse=bool(reverse))
 
 
 def _range(start, limit, delta, dtype="int64"):
@@ -142,8 +154,12 @@ def _range(start, limit, delta, dtype="int64"):
 
 
 def _trilu(x, k=None, upper=1):
-    k = 0 if k is None else (int(k) if isinstance(k, np.ndarray) else ops.cast(k, "int32"))
-    return ops.triu(x, k) if upper else ops.tril(x, k)
+    """ONNX Trilu for any diagonal k (TF's band part refuses a k past the matrix)."""
+    k = 0 if k is None else _scalar(k)
+    shape = ops.shape(x)
+    offset = ops.arange(shape[-1])[None, :] - ops.arange(shape[-2])[:, None]  # column - row
+    keep = offset >= k if upper else offset <= k
+    return ops.where(keep, x, ops.zeros_like(x))
 
 
 def _int_divide(a, b):
@@ -199,7 +215,11 @@ def _constant_of_shape(shape, value=0.0, dtype="float32"):
 
 def _split(x, split=None, axis=0, num_outputs=None):
     if split is None:
-        return tuple(ops.split(x, int(num_outputs), axis=axis))
+        n, size = int(num_outputs), x.shape[axis]
+        if size is None or size % n == 0:
+            return tuple(ops.split(x, n, axis=axis))
+        chunk = -(-size // n)  # opset 18: ceil-sized parts, the last one smaller
+        return tuple(ops.split(x, [chunk * k for k in range(1, n)], axis=axis))
     sizes = [int(s) for s in np.asarray(split).reshape(-1)]
     return tuple(ops.split(x, list(np.cumsum(sizes)[:-1]), axis=axis))
 
@@ -282,9 +302,7 @@ FUNCS = {
     "softmax": lambda x, axis=-1: ops.softmax(x, axis=axis),
     "log_softmax": lambda x, axis=-1: ops.log_softmax(x, axis=axis),
     "hard_sigmoid": _hard_sigmoid,
-    "clip": lambda x, lo=None, hi=None: ops.clip(x, ops.cast(lo, x.dtype) if lo is not None else x.dtype.min
-                                                if hasattr(x.dtype, "min") else -np.inf,
-                                                ops.cast(hi, x.dtype) if hi is not None else np.inf),
+    "clip": _clip,
     "split": _split,
     "identity": lambda x: x,
     "gather_nd": _gather_nd,

@@ -40,7 +40,6 @@ class _Refusals:
 EXPECTED_FAILURES = {
     r"test_identity_(opt|sequence)": "optional and sequence types are not tensors",
     r"test_PReLU_.d_multiparam": "PRelu slope [C] against a (N, C, ...) input from old PyTorch exports",
-    r"test_operator_add_size1_(singleton_)?broadcast": "Add whose operand broadcasts size-1 dims of the other",
     r"test_resize_downsample_scales_(linear|cubic)_align_corners": (
         "onnx's reference takes align_corners over the fractional length scale*in; onnxruntime, "
         "irbridge's reference (DESIGN.md §6), over the integer output length"),

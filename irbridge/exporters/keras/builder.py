@@ -413,6 +413,10 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
                 continue
             except Unsupported as e:
                 why = str(e)
+            except (ValueError, TypeError, NotImplementedError) as e:
+                # Keras refused the layer while building it (e.g. keras.ops given a run-time value
+                # where it needs a constant): this node cannot be converted; say why, go on
+                why = f"Keras cannot build it: {_first_line(e)}"
         problems.append((node, why))
     if problems:
         lines = [f"{len(problems)} node(s) cannot be converted to Keras:"]
@@ -451,3 +455,13 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
     INFO[km] = {"inputs": io_in, "outputs": io_out, "permutes": b.permutes, "values": values,
                 "layers": layers}
     return km
+
+
+def _first_line(e: Exception) -> str:
+    """Keras wraps layer errors in a banner; the line that says what went wrong."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in lines:
+        if "Error encountered" in ln or ln.startswith("Exception encountered"):
+            continue
+        return ln.replace("\x1b[1m", "").replace("\x1b[0m", "")[:200]
+    return type(e).__name__
