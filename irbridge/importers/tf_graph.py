@@ -14,7 +14,7 @@ import onnx_ir as ir
 
 from .. import provenance
 from ..errors import InputError, UnsupportedError
-from . import tf_graphdef
+from . import tf_graphdef, tf_saved_model
 from .keras_model import FIXED_BY_INPUTS, name_free_dims
 from .source_check import check_against_source
 from .tf_common import quiet_tf, refuse_unsafe_ops
@@ -77,6 +77,9 @@ def _saved_model(path: Path, inputs, tf):
     read where the SavedModel restored them (no frozen copy)."""
     if not (path / "saved_model.pb").exists():
         raise InputError(f"{path}: not a SavedModel (no saved_model.pb inside).")
+    got = tf_saved_model.read(path, tf)
+    if got is not None:
+        return _unrestored(path, got, inputs, tf)
     loaded = tf.saved_model.load(str(path))
     signatures = dict(getattr(loaded, "signatures", {}) or {})
     if not signatures:
@@ -98,6 +101,23 @@ def _saved_model(path: Path, inputs, tf):
                                          where=str(path), variables=_variables(loaded, tf))
     declared = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
     return model, (_runner(concrete, model, rename, tf, by_keyword=[s.name for s in specs]), declared)
+
+
+def _unrestored(path: Path, got, inputs, tf):
+    """A SavedModel read by tf_saved_model (its variables straight from the checkpoint, never
+    restored into TF variables); checked by running the same graph in TF on those values."""
+    graph_def, data, outs, resources, values = got
+    graph_def = tf_graphdef.inline_calls(graph_def, str(path))
+    refuse_unsafe_ops(graph_def, str(path))
+    tf_graphdef.reads_as_placeholders(graph_def, resources)
+    in_names, out_names = [t for t, _ in data], [t for t, _ in outs]
+    rename = dict(data + outs)
+    shapes = _override(in_names, rename, dict(inputs) if isinstance(inputs, dict) else {})
+    model = tf_graphdef.to_onnx(graph_def, in_names, out_names, values, rename, shapes, str(path))
+    fed = list(values)
+    run, specs = _graph_check(graph_def, in_names + [f"{w}:0" for w in fed], out_names, tf)
+    arrays = [values[w] for w in fed]
+    return model, ((lambda xs: run(list(xs) + arrays)), specs[:len(in_names)])
 
 
 def _graph_def(path: Path, inputs, tf):
@@ -185,7 +205,7 @@ def _graph_check(graph_def, in_names, out_names, tf):
     ins = [fn.graph.get_tensor_by_name(n) for n in in_names]
     run = fn.prune(ins, [fn.graph.get_tensor_by_name(n) for n in out_names])
     specs = [tf.TensorSpec(t.shape, t.dtype, name=n) for n, t in zip(in_names, ins)]  # as the graph declares
-    return (lambda xs: [o.numpy() for o in run(*[tf.constant(x) for x in xs])]), specs
+    return (lambda xs: [o.numpy() for o in run(*[tf.convert_to_tensor(x) for x in xs])]), specs
 
 
 def _fixed(model: ir.Model, inputs, check) -> list[tuple]:

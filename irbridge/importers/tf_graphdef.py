@@ -37,34 +37,64 @@ WEIGHT_ELEMENTS = 64
 
 def inline_calls(graph_def, where: str = "the graph"):
     """A copy of `graph_def` with every PartitionedCall/StatefulPartitionedCall of a function in
-    its library replaced by the function's nodes (recursively); control edges on calls are
+    its library (and every node whose op is such a function: a direct call) replaced by the function's nodes (recursively); control edges on calls are
     dropped (an inference graph orders nothing by them)."""
     import tensorflow as tf
     from tensorflow.python.framework import function_def_to_graph as f2g
 
     lib = {f.signature.name: f for f in graph_def.library.function}
     nodes = list(graph_def.node)
+    scope = tf.Graph()  # knows the library, for function bodies that call a function directly
+    if lib:
+        with scope.as_default():
+            only_lib = tf.compat.v1.GraphDef()
+            only_lib.library.CopyFrom(graph_def.library)
+            only_lib.versions.CopyFrom(graph_def.versions)
+            tf.graph_util.import_graph_def(only_lib, name="")
     for _ in range(64):  # nesting depth
-        if not any(n.op in CALL_OPS for n in nodes):
+        if not any(n.op in CALL_OPS or n.op in lib for n in nodes):
             break
         out, renames = [], {}
         for n in nodes:
-            fname = n.attr["f"].func.name if n.op in CALL_OPS else None
+            fname = n.attr["f"].func.name if n.op in CALL_OPS else (n.op if n.op in lib else None)
             if fname is None:
                 out.append(n)
                 continue
             if fname not in lib:
                 raise UnsupportedError(f"{where}: node {n.name!r} ({n.op}) calls function {fname!r}, which "
                                        "the graph does not define", nodes=[n.name])
-            out += _inline_one(n, lib[fname], renames, f2g)
+            with scope.as_default():
+                out += _inline_one(n, lib[fname], renames, f2g)
         nodes = [_renamed(n, renames) for n in out]
     else:
         raise UnsupportedError(f"{where}: function calls nested deeper than 64 levels")
     result = tf.compat.v1.GraphDef()
     result.versions.CopyFrom(graph_def.versions)
-    result.library.CopyFrom(graph_def.library)
     result.node.extend(nodes)
+    used = _functions_used(nodes, lib)  # control flow branches; not a SavedModel's saver functions
+    result.library.function.extend(lib[name] for name in used)
+    result.library.gradient.extend(graph_def.library.gradient)
     return result
+
+
+def _functions_used(nodes, lib: dict) -> list[str]:
+    """The library functions `nodes` reach through function-valued attributes, transitively."""
+    def refs(node_defs):
+        for n in node_defs:
+            yield n.op
+            for a in n.attr.values():
+                if a.HasField("func"):
+                    yield a.func.name
+                elif a.HasField("list"):
+                    yield from (f.name for f in a.list.func)
+
+    used, todo = [], list(refs(nodes))
+    while todo:
+        name = todo.pop()
+        if name in lib and name not in used:
+            used.append(name)
+            todo += list(refs(lib[name].node_def))
+    return used
 
 
 def _inline_one(call, fdef, renames: dict, f2g) -> list:
@@ -210,7 +240,7 @@ def to_onnx(graph_def, inputs: list[str], outputs: list[str], values: dict[str, 
     placeholders = [f"{name}:0" for name in values]
     rename = dict(rename or {})
     rename.update({f"{name}:0": name for name in values})
-    with _transposes_kept():
+    with _transposes_kept(), _no_fake_feeds(set(values)):
         proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=list(inputs) + placeholders,
                                                   output_names=list(outputs), opset=tf2onnx_opset(),
                                                   shape_override=shapes or None, tensors_to_rename=rename,
@@ -248,6 +278,38 @@ def _transposes_kept():
         TransposeOptimizer.post_optimize_action = original
 
 
+@contextlib.contextmanager
+def _no_fake_feeds(weights: set[str]):
+    """Grappler (which tf2onnx runs) makes a zero tensor of every Placeholder whose shape is fully
+    known, to feed it: for weight Placeholders a second copy of all the weights (VGG-16: +530
+    MB). Grappler sees them with a free first dim instead; their shapes are put back after."""
+    from tf2onnx import tf_loader
+
+    original = tf_loader.tf_optimize_grappler
+
+    def optimize(input_names, output_names, graph_def):
+        import tensorflow as tf
+
+        shapes, relaxed = {}, tf.compat.v1.GraphDef()
+        relaxed.CopyFrom(graph_def)
+        for n in relaxed.node:
+            if n.op == "Placeholder" and n.name in weights and len(n.attr["shape"].shape.dim) > 0:
+                shapes[n.name] = type(n.attr["shape"].shape)()
+                shapes[n.name].CopyFrom(n.attr["shape"].shape)
+                n.attr["shape"].shape.dim[0].size = -1
+        out = original(input_names, output_names, relaxed)
+        for n in out.node:
+            if n.name in shapes and n.op == "Placeholder":
+                n.attr["shape"].shape.CopyFrom(shapes[n.name])
+        return out
+
+    tf_loader.tf_optimize_grappler = optimize
+    try:
+        yield
+    finally:
+        tf_loader.tf_optimize_grappler = original
+
+
 def _erfc(ctx, node, name, args):
     """Erfc(x) = 1 - Erf(x) (TF's exact GELU, `0.5 * x * erfc(-x / sqrt 2)`, which tf2onnx lacks)."""
     from tf2onnx import utils
@@ -268,6 +330,8 @@ def _array(value) -> np.ndarray:
     """A variable's value as numpy, sharing the variable's buffer where TF allows it."""
     if isinstance(value, np.ndarray):
         return value
+    if hasattr(value, "_numpy"):  # an EagerTensor: a view of its buffer
+        return np.asarray(value)
     read = value.value() if hasattr(value, "value") and callable(value.value) else value
     return np.asarray(read)
 
