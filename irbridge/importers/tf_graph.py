@@ -114,10 +114,7 @@ def _unrestored(path: Path, got, inputs, tf):
     rename = dict(data + outs)
     shapes = _override(in_names, rename, dict(inputs) if isinstance(inputs, dict) else {})
     model = tf_graphdef.to_onnx(graph_def, in_names, out_names, values, rename, shapes, str(path))
-    fed = list(values)
-    run, specs = _graph_check(graph_def, in_names + [f"{w}:0" for w in fed], out_names, tf)
-    arrays = [values[w] for w in fed]
-    return model, ((lambda xs: run(list(xs) + arrays)), specs[:len(in_names)])
+    return model, _fed_check(graph_def, in_names, out_names, values, tf)
 
 
 def _graph_def(path: Path, inputs, tf):
@@ -136,11 +133,20 @@ def _graph_def(path: Path, inputs, tf):
         raise InputError(f"{path}: cannot tell the graph's inputs and outputs (Placeholders and unread nodes).")
     shapes = {f"{k}:0" if ":" not in k else k: list(v) for k, v in (dict(inputs) if inputs else {}).items()}
     in_names, out_names = [f"{p}:0" for p in placeholders], [f"{o}:0" for o in outputs]
-    check = _graph_check(graph_def, in_names, out_names, tf)  # before the weights leave the GraphDef
+    values = tf_graphdef.consts_as_placeholders(graph_def)  # before inlining copies the nodes
     graph_def = tf_graphdef.inline_calls(graph_def, str(path))
-    values = tf_graphdef.consts_as_placeholders(graph_def)
-    model = tf_graphdef.to_onnx(graph_def, in_names, out_names, values, shapes=shapes or None, where=str(path))
-    return model, check
+    rename = {t: t.split(":")[0] for t in in_names + out_names}  # `x`, as the GraphDef names it
+    model = tf_graphdef.to_onnx(graph_def, in_names, out_names, values, rename, shapes or None, str(path))
+    return model, _fed_check(graph_def, in_names, out_names, values, tf)
+
+
+def _fed_check(graph_def, in_names, out_names, values: dict, tf):
+    """The import check's (run, specs): `graph_def` run in TF with the weights fed (the same
+    tensors the ONNX initializers view: no second copy)."""
+    fed = list(values)
+    run, specs = _graph_check(graph_def, in_names + [f"{w}:0" for w in fed], out_names, tf)
+    tensors = [tf_graphdef.as_tf_tensor(values[w], tf) for w in fed]
+    return (lambda xs: run(list(xs) + tensors)), specs[:len(in_names)]
 
 
 def _flat_specs(concrete, tf) -> list:

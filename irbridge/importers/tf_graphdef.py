@@ -207,27 +207,55 @@ def _axis_const(graph_def, keep: list, owner: str) -> str:
     return node.name
 
 
-def consts_as_placeholders(graph_def) -> dict[str, np.ndarray]:
-    """In place: a frozen graph's large float Consts become Placeholders; returns {name: value}
-    (the values taken out of the GraphDef, which then no longer holds them)."""
+def consts_as_placeholders(graph_def) -> dict:
+    """In place: a frozen graph's large float Consts become Placeholders; returns {name: array}
+    (a view of the Const's bytes, taken out of the GraphDef, which then no longer holds them)."""
     import tensorflow as tf
 
+    floats = (tf.float32.as_datatype_enum, tf.float16.as_datatype_enum, tf.float64.as_datatype_enum)
     values = {}
     for n in graph_def.node:
-        if n.op != "Const" or n.attr["dtype"].type not in (tf.float32.as_datatype_enum,
-                                                            tf.float16.as_datatype_enum,
-                                                            tf.float64.as_datatype_enum):
+        if n.op != "Const" or n.attr["dtype"].type not in floats:
             continue
         shape = [d.size for d in n.attr["value"].tensor.tensor_shape.dim]
         if int(np.prod(shape)) < WEIGHT_ELEMENTS:
             continue
-        values[n.name] = tf.make_ndarray(n.attr["value"].tensor)
         dtype = n.attr["dtype"].type
+        proto = n.attr["value"].tensor
+        if proto.tensor_content:  # the array owns its copy (writable: TF can share it, see as_tf_tensor)
+            values[n.name] = _aligned_copy(np.frombuffer(proto.tensor_content,
+                                                         tf.dtypes.as_dtype(dtype).as_numpy_dtype).reshape(shape))
+        else:  # a splat or a list of values
+            values[n.name] = tf.make_ndarray(proto)
         n.op = "Placeholder"
         n.ClearField("attr")
         n.attr["dtype"].type = dtype
         n.attr["shape"].shape.CopyFrom(tf.TensorShape(shape).as_proto())
     return values
+
+
+ALIGN = 64  # EIGEN_MAX_ALIGN_BYTES
+
+
+def _aligned_copy(array: np.ndarray) -> np.ndarray:
+    """A writable copy of `array` in a 64-byte aligned buffer."""
+    raw = np.empty(array.nbytes + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    out = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def as_tf_tensor(value, tf):
+    """`value` as a TF tensor sharing its memory where it can (DLPack for a writable numpy
+    array: converting it the usual way copies it, transiently twice)."""
+    if (isinstance(value, np.ndarray) and value.flags.writeable and value.flags.c_contiguous and value.size
+            and value.ctypes.data % ALIGN == 0):  # TF's kernels assume aligned buffers
+        try:
+            return tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+        except Exception:  # noqa: BLE001 - a dtype DLPack cannot carry: copy
+            pass
+    return tf.convert_to_tensor(value)
 
 
 def to_onnx(graph_def, inputs: list[str], outputs: list[str], values: dict[str, object],
@@ -376,7 +404,7 @@ def concrete_to_onnx(concrete, inputs: list[str], rename: dict[str, str], values
     import tensorflow as tf
 
     graph_def = inline_calls(concrete.graph.as_graph_def(add_shapes=True), where)
-    values = dict(values or {})
+    values = {**consts_as_placeholders(graph_def), **(values or {})}
     variables = {id(v.handle): v for v in list(variables) + list(concrete.graph.variables or [])}
     resources, seen = {}, set(values)
     for external, internal in concrete.graph.captures:
