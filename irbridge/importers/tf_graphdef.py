@@ -19,14 +19,13 @@ the layer. Whatever tf2onnx still cannot map to ONNX is refused by name (`refuse
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import numpy as np
 import onnx_ir as ir
 
-from .. import provenance
 from ..errors import UnsupportedError
+from . import tf2onnx_fixes
 from .tf_common import tf2onnx_opset
 
 CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
@@ -259,7 +258,8 @@ def as_tf_tensor(value, tf):
 
 
 def to_onnx(graph_def, inputs: list[str], outputs: list[str], values: dict[str, object],
-            rename: dict[str, str] | None = None, shapes: dict | None = None, where: str = "the graph") -> ir.Model:
+            rename: dict[str, str] | None = None, shapes: dict | None = None, where: str = "the graph",
+            layer_of=None) -> ir.Model:
     """tf2onnx on `graph_def` (inputs and outputs as TF tensor names `node:0`), then every
     Placeholder named in `values` ({node name: array or tf.Variable}) an initializer holding
     its value. `rename` gives ONNX names to TF tensor names."""
@@ -268,11 +268,11 @@ def to_onnx(graph_def, inputs: list[str], outputs: list[str], values: dict[str, 
     placeholders = [f"{name}:0" for name in values]
     rename = dict(rename or {})
     rename.update({f"{name}:0": name for name in values})
-    with _transposes_kept(), _no_fake_feeds(set(values)):
+    with tf2onnx_fixes.transposes_kept(), tf2onnx_fixes.no_fake_feeds(set(values)):
         proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=list(inputs) + placeholders,
                                                   output_names=list(outputs), opset=tf2onnx_opset(),
                                                   shape_override=shapes or None, tensors_to_rename=rename,
-                                                  custom_op_handlers=HANDLERS)
+                                                  custom_op_handlers=tf2onnx_fixes.HANDLERS)
     model = ir.serde.deserialize_model(proto)
     del proto
     graph = model.graph
@@ -284,74 +284,8 @@ def to_onnx(graph_def, inputs: list[str], outputs: list[str], values: dict[str, 
         graph.inputs.remove(v)
         v.const_value = ir.Tensor(_array(value), name=name)
         graph.register_initializer(v)
-    refuse_leftovers(model, where)
+    refuse_leftovers(model, where, layer_of)
     return model
-
-
-@contextlib.contextmanager
-def _transposes_kept():
-    """tf2onnx's transpose optimizer ends by turning each Transpose that moves only size-1 axes
-    into a Reshape, computing the target from the shape it has *recorded* for the input. After
-    it has pushed transposes through an elementwise op that record can be stale (NHWC where the
-    tensor is now NCHW), and the Reshape is then wrong: ConvNeXt's LayerNormalization after a
-    1x1 feature map gave (N, 1, 768, 768) instead of (N, 1, 1, 768). The Transposes are kept
-    (irbridge's reshape-as-transpose and cancel-transposes passes own that layout work)."""
-    from tf2onnx.optimizer.transpose_optimizer import TransposeOptimizer
-
-    original = TransposeOptimizer.post_optimize_action
-    TransposeOptimizer.post_optimize_action = lambda self: None
-    try:
-        yield
-    finally:
-        TransposeOptimizer.post_optimize_action = original
-
-
-@contextlib.contextmanager
-def _no_fake_feeds(weights: set[str]):
-    """Grappler (which tf2onnx runs) makes a zero tensor of every Placeholder whose shape is fully
-    known, to feed it: for weight Placeholders a second copy of all the weights (VGG-16: +530
-    MB). Grappler sees them with a free first dim instead; their shapes are put back after."""
-    from tf2onnx import tf_loader
-
-    original = tf_loader.tf_optimize_grappler
-
-    def optimize(input_names, output_names, graph_def):
-        import tensorflow as tf
-
-        shapes, relaxed = {}, tf.compat.v1.GraphDef()
-        relaxed.CopyFrom(graph_def)
-        for n in relaxed.node:
-            if n.op == "Placeholder" and n.name in weights and len(n.attr["shape"].shape.dim) > 0:
-                shapes[n.name] = type(n.attr["shape"].shape)()
-                shapes[n.name].CopyFrom(n.attr["shape"].shape)
-                n.attr["shape"].shape.dim[0].size = -1
-        out = original(input_names, output_names, relaxed)
-        for n in out.node:
-            if n.name in shapes and n.op == "Placeholder":
-                n.attr["shape"].shape.CopyFrom(shapes[n.name])
-        return out
-
-    tf_loader.tf_optimize_grappler = optimize
-    try:
-        yield
-    finally:
-        tf_loader.tf_optimize_grappler = original
-
-
-def _erfc(ctx, node, name, args):
-    """Erfc(x) = 1 - Erf(x) (TF's exact GELU, `0.5 * x * erfc(-x / sqrt 2)`, which tf2onnx lacks)."""
-    from tf2onnx import utils
-
-    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
-    erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=node.name, name="erf")
-    one = ctx.make_const(utils.make_name(node.name + "/one"), np.array(1, dtype))
-    node.type = "Sub"
-    node.domain = ""
-    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
-
-
-# TF ops tf2onnx does not convert, converted here (tf2onnx's custom_op_handlers)
-HANDLERS = {"Erfc": (_erfc, [])}
 
 
 def _array(value) -> np.ndarray:
@@ -364,9 +298,10 @@ def _array(value) -> np.ndarray:
     return np.asarray(read)
 
 
-def refuse_leftovers(model: ir.Model, where: str) -> None:
+def refuse_leftovers(model: ir.Model, where: str, layer_of=None) -> None:
     """tf2onnx passes on TF ops it cannot convert as nodes of the same name; list them (with
-    their layer) and refuse: never hand on a graph onnxruntime rejects."""
+    their layer, `layer_of(node name)`, where known) and refuse: never hand on a graph
+    onnxruntime rejects."""
     import onnx
 
     left = []
@@ -375,12 +310,14 @@ def refuse_leftovers(model: ir.Model, where: str) -> None:
         if domain in ("", "ai.onnx", "ai.onnx.ml", "com.microsoft") and not onnx.defs.has(node.op_type, domain):
             left.append(node)
     if left:
-        listed = ", ".join(f"{n.name} ({n.op_type}" + (f", layer {n.metadata_props[provenance.SOURCE]}"
-                                                       if provenance.SOURCE in n.metadata_props else "") + ")"
-                           for n in left[:10])
+        def said(n):
+            layer = layer_of(n.name or "") if layer_of else None
+            return f"{n.name} ({n.op_type}" + (f", layer {layer}" if layer else "") + ")"
+
         ops = sorted({n.op_type for n in left})
         raise UnsupportedError(f"{where}: tf2onnx has no ONNX equivalent for TF op(s) {', '.join(ops)}: "
-                               f"{listed}{' ...' if len(left) > 10 else ''}", nodes=[n.name for n in left])
+                               f"{', '.join(said(n) for n in left[:10])}{' ...' if len(left) > 10 else ''}",
+                               nodes=[n.name for n in left])
 
 
 def weight_name(path: str, seen: set) -> str:
@@ -397,7 +334,8 @@ def weight_name(path: str, seen: set) -> str:
 
 
 def concrete_to_onnx(concrete, inputs: list[str], rename: dict[str, str], values: dict | None = None,
-                     shapes: dict | None = None, where: str = "the function", variables=()) -> ir.Model:
+                     shapes: dict | None = None, where: str = "the function", variables=(),
+                     layer_of=None) -> ir.Model:
     """A ConcreteFunction to ONNX: `inputs` are its data inputs (TF tensor names), `values`
     ({placeholder name: value}) inputs that are weights; what it captures (its graph's
     variables and `variables`, eager tensors) becomes initializers too."""
@@ -420,7 +358,7 @@ def concrete_to_onnx(concrete, inputs: list[str], rename: dict[str, str], values
         reads_as_placeholders(graph_def, resources)
         values.update({w: var for w, var in resources.values()})
     outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
-    return to_onnx(graph_def, inputs, outputs, values, rename, shapes, where)
+    return to_onnx(graph_def, inputs, outputs, values, rename, shapes, where, layer_of)
 
 
 def structured_renames(concrete, inputs: list[str]) -> dict[str, str]:

@@ -200,3 +200,17 @@ def test_family_without_preprocessing(family, torch):
     for batch in (2, 3):
         x = _image(batch, size, seed=batch)
         assert_close(_torch_out(exported, x), np.asarray(km(x, training=False)))
+
+
+def test_a_crash_inside_tf2onnx_names_the_layer():
+    """Importer crashes (KeyError and the like, as EfficientNetB0's) become UnsupportedError
+    naming the Keras layer that the TF tensor in the message belongs to."""
+    import irbridge
+    from irbridge.importers.keras_model import crash_error
+
+    inp = keras.Input((8, 8, 3), name="img")
+    km = keras.Model(inp, keras.layers.Normalization(mean=[0.0] * 3, variance=[1.0] * 3, name="normalization")(inp))
+    err = crash_error(km, KeyError("normalization_1/Sub/y:0"))
+    assert isinstance(err, irbridge.UnsupportedError)
+    assert "layer 'normalization' (Normalization)" in str(err) and "KeyError" in str(err)
+    assert err.nodes == ["normalization"]
