@@ -49,7 +49,7 @@ def test_a_conv_without_bias_stays_without_bias(torch, tmp_path):
         ref = net(torch.from_numpy(x)).numpy()
     assert_close(ort_run(m, {"x": x})[0], ref)
     result = irbridge.convert(net, "torch", tmp_path / "out", inputs={"x": x})
-    assert set(result.exported.state_dict()) == {"_0.weight", "_1.weight", "_1.bias"}
+    assert set(result.exported.state_dict()) == {"0.weight", "1.weight", "1.bias"}  # the source's keys
 
 
 def test_train_mode_is_restored(torch):

@@ -19,8 +19,10 @@ _CONV_T_F = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d
 def conv(ctx):
     w = ctx.const(1)
     b = ctx.const(2)
-    if b is not None and b.dtype.kind == "f" and not b.any():
-        # an all-zero bias (unoptimized dynamo exports spell bias=False so): a conv without one
+    if b is not None and b.dtype.kind == "f" and not b.any() and not ctx.value(2).name.endswith("bias"):
+        # an all-zero bias computed by the graph (unoptimized dynamo exports spell bias=False so):
+        # a conv without one. A stored parameter (`layer1.bias`) stays, zero or not: the
+        # checkpoint has it
         b, skip_bias = None, True
     else:
         skip_bias = False
