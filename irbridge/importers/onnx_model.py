@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import onnx
@@ -32,7 +33,15 @@ def _load_file(path: Path) -> ir.Model:
     if not proto.graph.node and not proto.graph.output:
         raise InputError(f"{path}: parsed as ONNX but holds an empty graph; it is not a usable model.")
     _check_external_data(proto, path, mapped)
-    model = ir.serde.deserialize_model(proto)
+    try:
+        model = ir.serde.deserialize_model(proto)
+    except Exception as e:  # noqa: BLE001 - onnx_ir refuses damaged protos with many error types
+        cause = e.__cause__ or e
+        where = re.search(r'name: "([^"]*)"', str(e))
+        node = f" (node {where.group(1)!r})" if where else ""
+        raise InputError(f"{path}: not a usable ONNX model{node}: {type(cause).__name__}: "
+                         f"{str(cause).splitlines()[0] if str(cause) else ''}",
+                         nodes=[where.group(1)] if where else []) from e
     _attach_external_data(model, path.parent)
     return model
 

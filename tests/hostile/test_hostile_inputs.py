@@ -310,3 +310,20 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_write(tmp_path):
     assert (tmp_path / "out.onnx").read_bytes() == b"the good file"  # the previous file is intact
     assert not stale.exists() and mine.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.onnx", mine.name])
+
+
+def test_a_node_attribute_named_in_broken_utf8_is_refused_with_the_node(tmp_path):
+    """Found by the fuzzer: a flipped byte in an attribute's name makes onnx_ir fail inside
+    deserialization (a bytes key); the importer says which file and node."""
+    import irbridge
+
+    w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv_7", strides=[1, 1])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(data.replace(b"strides", b"str\xffdes"))
+    with pytest.raises(irbridge.InputError) as e:
+        irbridge.load(path)
+    assert str(path) in e.value.message
