@@ -161,11 +161,18 @@ def reads_as_placeholders(graph_def, resources: dict[str, tuple[str, object]]) -
     for n in graph_def.node:  # Identity chains of resources
         if n.op == "Identity" and n.input and n.input[0].split(":")[0] in alias:
             alias[n.name] = alias[n.input[0].split(":")[0]]
+    reads = ("ReadVariableOp", "ResourceGather")
+    unread = [n for n in graph_def.node if n.name not in alias and any(
+        i.lstrip("^").split(":")[0] in alias for i in (n.input[1:] if n.op in reads else n.input))]
+    if unread:
+        raise UnsupportedError("the graph uses its variables other than by reading them: "
+                               + ", ".join(f"{n.name} ({n.op})" for n in unread[:8]),
+                               nodes=[n.name for n in unread])
     added, keep = {}, []
     for n in graph_def.node:
         if n.name in alias:
             continue
-        if n.op in ("ReadVariableOp", "ResourceGather") and n.input and n.input[0].split(":")[0] in alias:
+        if n.op in reads and n.input and n.input[0].split(":")[0] in alias:
             weight, var = resources[alias[n.input[0].split(":")[0]]]
             if weight not in added:
                 ph = tf.compat.v1.NodeDef(name=weight, op="Placeholder")
@@ -187,11 +194,6 @@ def reads_as_placeholders(graph_def, resources: dict[str, tuple[str, object]]) -
                 n.input.append(_axis_const(graph_def, keep, n.name))
                 n.attr["Taxis"].type = tf.int32.as_datatype_enum
         keep.append(n)
-    unread = [n for n in keep if any(i.lstrip("^").split(":")[0] in alias for i in n.input)]
-    if unread:
-        raise UnsupportedError("the graph uses its variables other than by reading them: "
-                               + ", ".join(f"{n.name} ({n.op})" for n in unread[:8]),
-                               nodes=[n.name for n in unread])
     del graph_def.node[:]
     graph_def.node.extend(list(added.values()) + keep)
 
@@ -344,7 +346,8 @@ def concrete_to_onnx(concrete, inputs: list[str], rename: dict[str, str], values
     graph_def = inline_calls(concrete.graph.as_graph_def(add_shapes=True), where)
     values = {**consts_as_placeholders(graph_def), **(values or {})}
     variables = {id(v.handle): v for v in list(variables) + list(concrete.graph.variables or [])}
-    resources, seen = {}, set(values)
+    captured = {internal.name.split(":")[0] for _, internal in concrete.graph.captures}
+    resources, seen = {}, set(values) | {n.name for n in graph_def.node if n.name not in captured}
     for external, internal in concrete.graph.captures:
         name = internal.name.split(":")[0]
         if internal.dtype == tf.resource:

@@ -134,3 +134,24 @@ def test_vgg16_size_savedmodel_imports_under_twice_its_weights(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     peak = int(next(ln for ln in run.stdout.splitlines() if ln.startswith("PEAK")).split()[1])
     assert peak < 2 * weights, f"peak {peak / 2**20:.0f} MiB for {weights / 2**20:.0f} MiB of weights"
+
+
+def test_tf1_savedmodel_takes_the_restoring_path(tmp_path):
+    """A TF1 SavedModel (simple_save: no object graph) is restored by TF and its variables read
+    where TF holds them; a weight named like the resource it replaces (`w`) is no clash."""
+    import irbridge
+
+    rng = np.random.default_rng(6)
+    w0 = rng.standard_normal((4, 3)).astype(np.float32)
+    with tf.Graph().as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        w = tf.compat.v1.get_variable("w", initializer=w0)
+        y = tf.nn.relu(tf.matmul(x, w), name="y")
+        with tf.compat.v1.Session() as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.saved_model.simple_save(s, str(tmp_path / "tf1"), {"x": x}, {"y": y})
+    m = irbridge.load(tmp_path / "tf1")
+    assert m.metadata_props["irbridge.import_check"].startswith("tensorflow: ok")
+    assert list(m.graph.initializers) == ["w"] and [v.name for v in m.graph.inputs] == ["x"]
+    xs = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
+    assert_close(ort_run(m, {"x": xs})[0], np.maximum(xs @ w0, 0))
