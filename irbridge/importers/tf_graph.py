@@ -1,8 +1,10 @@
 """TF importer: SavedModel directories, frozen GraphDef .pb files and tf.functions, through
-tf2onnx, their weights kept out of the TF graph (tf_graphdef: variables and large constants
-become ONNX initializers, never frozen copies). Inputs are named and shaped from the signature; its free dims (None) stay free
-(`batch` at axis 0, `<input>_dim<k>` elsewhere) unless `inputs`={name: shape} fixes them,
-which the model's metadata records (irbridge.dims)."""
+tf2onnx, their weights kept out of the TF graph (tf_graphdef): variables, captured tensors and
+large constants become ONNX initializers, never frozen copies; a TF2 SavedModel is read without
+restoring it (tf_saved_model). Inputs are named and shaped from the signature; its free dims
+(None) stay free (`batch` at axis 0, `<input>_dim<k>` elsewhere) unless `inputs`={name: shape}
+fixes them, which the model's metadata records (irbridge.dims). The imported graph is checked
+against TF itself at two sizes of every free dim."""
 
 from __future__ import annotations
 
@@ -73,8 +75,9 @@ def _function(fn, inputs, tf):
 
 
 def _saved_model(path: Path, inputs, tf):
-    """A SavedModel directory: its serving signature (or its only one), traced with its variables
-    read where the SavedModel restored them (no frozen copy)."""
+    """A SavedModel directory: its serving signature (or its only one). A TF2 SavedModel is read
+    without restoring it (tf_saved_model); one without an object graph (TF1's simple_save) is
+    restored by TF and its variables read where TF holds them (no frozen copy)."""
     if not (path / "saved_model.pb").exists():
         raise InputError(f"{path}: not a SavedModel (no saved_model.pb inside).")
     got = tf_saved_model.read(path, tf)
