@@ -152,11 +152,15 @@ class _RunFailed(Exception):
 
 def _run(ra: Runner, feeds: dict) -> dict:
     try:
-        return ra.run(feeds)
+        outputs = ra.run(feeds)
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - the size may be wrong for the graph: the caller tries another
         raise _RunFailed(e) from e
+    empty = [n for n, o in outputs.items() if np.size(o) == 0]
+    if empty and all(np.size(x) for x in feeds.values()):  # e.g. a pool left with a 0x0 map
+        raise _RunFailed(ValueError(f"output {empty[0]!r} is empty at these sizes"))
+    return outputs
 
 
 def _cannot_run(e: Exception) -> Exception:

@@ -243,3 +243,16 @@ def test_a_time_major_input_runs_its_sequence_at_lengths_of_8_or_more():
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     runs = [f["x"].shape for f, _ in reference_run(model).runs]
     assert [r[1] for r in runs] == [2, 3] and min(r[0] for r in runs) >= 8 and runs[0][0] != runs[1][0]
+
+
+def test_sizes_that_leave_an_empty_output_are_not_taken():
+    """onnxruntime 'runs' four 3x3 pools over an 8x8 map to an empty one; a real size must be
+    found (DenseNet121 with free image sides was checked at 8x8, and PyTorch rightly refused)."""
+    pools = [helper.make_node("MaxPool", [a], [b], kernel_shape=[3, 3])
+             for a, b in [("x", "p1"), ("p1", "p2"), ("p2", "p3"), ("p3", "z")]]
+    model = _model(pools,
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, "h", "w"])],
+                   [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
+    ref = reference_run(model)
+    assert all(out["z"].size for _, out in ref.runs)
+    assert min(f["x"].shape[2] for f, _ in ref.runs) >= 9
