@@ -4,14 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench peers clean venv chromium scoreboard
+.PHONY: demo test test-zoo test-fast lint bench peers clean venv chromium scoreboard
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/test-extra.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements/constraints.txt -e ".[all,test]"
+	$(BIN)/python -m pip install -q --no-deps -r requirements/test-extra.txt  # keras-hub (see the file)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -19,8 +20,13 @@ demo: $(STAMP)
 	$(BIN)/irbridge convert build/demo/resnet_small.onnx --to torch -o build/demo/resnet_small_torch
 	@echo "PyTorch module written to build/demo/resnet_small_torch/ (model.py + weights.safetensors)"
 
+# Two workers (pytest-xdist): CI has 2 cores. IRBRIDGE_FULL_ZOO=1 (`make test-zoo`) widens the
+# model matrices (every keras.applications family, every zoo model to TFLite/TF) by hand.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -rfE
+	$(BIN)/python -m pytest -q -rfE -n 2
+
+test-zoo: $(STAMP) chromium
+	IRBRIDGE_FULL_ZOO=1 $(BIN)/python -m pytest -q -rfE -n 2
 
 # Debian's chromium renders the sweep's HTML report in tests/cli/test_sweep.py (CI runs `make test`
 # as root on a fresh clone). Elsewhere, without root, that one test skips with its reason.

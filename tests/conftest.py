@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import pytest
+
+# The exhaustive model matrices (every keras.applications family, every zoo model to TFLite and
+# TF, ...) run with IRBRIDGE_FULL_ZOO=1 (`make test-zoo`); `make test` runs a few of each, chosen
+# to cover every code path those matrices found, so that CI stays inside its time budget.
+FULL_ZOO = os.environ.get("IRBRIDGE_FULL_ZOO") == "1"
+
+
+def zoo_subset(names, everyday) -> list:
+    """All of `names` under IRBRIDGE_FULL_ZOO=1, else those among `everyday`, in `names`' order."""
+    names = list(names)
+    return names if FULL_ZOO else [n for n in names if n in set(everyday)]
 
 
 def ort_run(model, feeds: dict) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import pytest
 from irbridge.models import onnx_zoo
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import ort_run, seeded
+from tests.conftest import ort_run, seeded, zoo_subset
 
 tf = pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install irbridge[tf])")
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (pip install irbridge[tf])")
@@ -156,7 +156,7 @@ def _fp16_within(res):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", [None, "float16"])
-@pytest.mark.parametrize("name", onnx_zoo.NAMES)
+@pytest.mark.parametrize("name", zoo_subset(onnx_zoo.NAMES, ("squeezenet", "shufflenet", "inception_v1")))
 def test_zoo_models(name, quantize, tmp_path):
     import irbridge
 
