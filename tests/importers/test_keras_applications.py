@@ -190,7 +190,9 @@ def test_family_converts_and_matches_keras(family, torch, record_property):
     size = keras_apps.APPS[family][1]
     results = _convert_all(km, [size])
     record_property("targets", results)
-    print(family, results)
+    # back to Keras too; NASNetMobile's cells were not re-run since uneven zero padding of
+    # NHWC data (MobileNetV3, EfficientNet) became ZeroPadding2D
+    assert results["keras"] == "ok" or family in ("NASNetMobile",), results
 
 
 @pytest.mark.slow

@@ -295,7 +295,13 @@ def pad(ctx):
     pads, value = ctx.const(1), ctx.const(2) if ctx.has_input(2) else None
     mode = ctx.attr("mode", "constant")
     if pads is not None and mode == "constant" and (value is None or float(value) == 0) \
-            and not ctx.has_input(3) and ctx.rank(0) == 4 and not any(pads[[0, 1, 4, 5]]):
-        return ctx.layer(keras.layers.ZeroPadding2D, ctx.x(0, channels_last(4)),
-                         padding=((int(pads[2]), int(pads[6])), (int(pads[3]), int(pads[7]))))
+            and not ctx.has_input(3) and ctx.rank(0) == 4:
+        begin, end = [int(p) for p in pads[:4]], [int(p) for p in pads[4:]]
+        # ZeroPadding2D pads axes 1 and 2 of the data as held: NCHW data held NHWC, or data that
+        # is NHWC in the graph itself (a Keras source's Pad before a strided depthwise conv)
+        for perm in dict.fromkeys((channels_last(4), ctx.perm_in(0))):
+            if all(not (begin[perm[j]] or end[perm[j]]) for j in (0, 3)):
+                t = ctx.layer(keras.layers.ZeroPadding2D, ctx.x(0, perm),
+                              padding=((begin[perm[1]], end[perm[1]]), (begin[perm[2]], end[perm[2]])))
+                return Held(t, perm)
     raise Unsupported("Pad other than zero padding of the spatial dims of a 4-D tensor")
