@@ -68,6 +68,8 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         tmp = Path(name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp/mkdtemp make 0600/0700: give what a plain open() would
+            os.chmod(tmp, _default_mode(directory))
         if directory and final.is_dir():
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.{TMP_MARK}{os.getpid()}-old-", dir=final.parent))
             old.rmdir()
@@ -82,6 +84,13 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _default_mode(directory: bool) -> int:
+    """The mode a new file (0666) or directory (0777) gets under the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def prefetch_mapped(values) -> None:

@@ -50,3 +50,23 @@ def test_a_keras_model_is_unchanged(tmp_path):
     irbridge.convert(km, "onnx", tmp_path / "k.onnx")
     irbridge.bind({ly.name: [w * 2 for w in ly.get_weights()] for ly in km.layers if ly.get_weights()}, km)
     assert all(np.array_equal(a, b) for a, b in zip(before, km.get_weights()))
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through a private temporary (mkstemp's 0600): the result must be readable
+    as any file the user writes is (0666 less the umask), not private to its owner."""
+    import os
+    import stat
+
+    from irbridge._io import atomic_path
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.bin") as tmp:
+            tmp.write_bytes(b"x")
+        with atomic_path(tmp_path / "d", directory=True) as tmp:
+            (tmp / "a").write_text("y")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
