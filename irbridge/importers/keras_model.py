@@ -160,17 +160,9 @@ def _built(km, specs, given):
 def _weight_names(variables) -> list[str]:
     """TF-legal, unique input names after the variables' paths: `block1_conv1/kernel` ->
     `block1_conv1.kernel`."""
-    names, seen = [], set()
-    for i, v in enumerate(variables):
-        base = re.sub(r"[^A-Za-z0-9_.\-]", ".", getattr(v, "path", None) or v.name or f"weight_{i}").strip(".")
-        base = base if re.match(r"[A-Za-z0-9.]", base or "") else f"w.{base}"
-        name, k = base, 1
-        while name in seen:
-            k += 1
-            name = f"{base}.{k}"
-        seen.add(name)
-        names.append(name)
-    return names
+    seen: set = set()
+    return [tf_graphdef.weight_name(getattr(v, "path", None) or v.name or f"weight_{i}", seen)
+            for i, v in enumerate(variables)]
 
 
 def _output_names(km) -> list[str]:

@@ -8,7 +8,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import assert_close, make_model, ort_run
+from tests.conftest import make_model, ort_run
+from tests.exporters.torch_op_rows import export_matches
 
 F = TensorProto.FLOAT
 rng = np.random.default_rng(42)
@@ -169,19 +170,10 @@ def reference(row_id, model, feeds):
 
 @pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])
 def test_op_matches_onnxruntime(row, torch):
-    import irbridge
 
     _id, op, attrs, shapes, consts = row
     model, feeds = _model(op, attrs, shapes, consts)
-    ref = reference(_id, model, feeds)
-    m = irbridge.normalize(irbridge.load(model))
-    gm = irbridge.export(m, "torch", check=False)
-    with torch.no_grad():
-        out = gm(*[torch.from_numpy(feeds[n]) for n in gm.irbridge_inputs])
-    out = out if isinstance(out, tuple) else (out,)
-    assert len(out) == len(ref)
-    for got, r in zip(out, ref):
-        assert_close(got.numpy(), r)
+    export_matches(model, feeds, reference(_id, model, feeds), torch)
 
 
 def test_every_row_op_is_registered():

@@ -54,7 +54,6 @@ def build(op, attrs, inputs, n_outputs=1, opset=18, domain=""):
 def check(row, torch, reference=None):
     """Export the row's model to PyTorch; compare every output with onnxruntime, or with onnx's
     reference evaluator (`reference="onnx"`) where onnxruntime lacks the variant."""
-    import irbridge
 
     _id, op, attrs, inputs, n_outputs, opset = row
     model, feeds = build(op, attrs, inputs, n_outputs, opset)
@@ -64,6 +63,14 @@ def check(row, torch, reference=None):
         ref = ReferenceEvaluator(model).run(None, feeds)
     else:
         ref = ort_run(model, feeds)
+    return export_matches(model, feeds, ref, torch)
+
+
+def export_matches(model, feeds, ref, torch):
+    """Export `model` to PyTorch (unchecked: the caller holds the reference `ref`) and compare
+    every output with it; returns the GraphModule."""
+    import irbridge
+
     gm = irbridge.export(irbridge.normalize(irbridge.load(model)), "torch", check=False)
     with torch.no_grad():
         out = gm(*[torch.from_numpy(feeds[n]) for n in gm.irbridge_inputs])
