@@ -16,6 +16,7 @@ from tests.conftest import assert_close
 keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install irbridge[torch])")
 
+from tests.exporters.test_torch_dynamic import _wav2vec2 as wav2vec2_export  # noqa: E402
 from tests.exporters.test_torch_dynamic import (  # noqa: E402
     export_torchscript,
     make_feeds,
@@ -57,21 +58,7 @@ def _segnet(tmp_path):
 
 
 def _wav2vec2(norm):
-    def build(tmp_path):
-        transformers = pytest.importorskip("transformers")
-        torch.manual_seed(0)
-        cfg = transformers.Wav2Vec2Config(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            conv_dim=(16, 16, 16), conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3),
-            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm=norm,
-            do_stable_layer_norm=norm == "layer", return_dict=False)
-        model = transformers.Wav2Vec2Model(cfg).eval()
-        x = torch.randn(2, 1000, generator=torch.Generator().manual_seed(1))
-        return export_torchscript(model, [x], tmp_path / "w2v.onnx", ["input_values"],
-                                  {"input_values": {0: "batch", 1: "samples"}}, {0: "batch", 1: "frames"},
-                                  ("last_hidden_state",))
-
-    return build
+    return lambda tmp_path: wav2vec2_export(tmp_path, norm)
 
 
 def _audio(tmp_path):

@@ -172,14 +172,16 @@ def _vit(tmp_path):
                               {"pixel_values": {0: "batch"}}, {0: "batch"}, ("logits",))
 
 
-def _wav2vec2(tmp_path):
+def _wav2vec2(tmp_path, norm="group"):
+    """A tiny transformers Wav2Vec2Model (GroupNorm or, with norm="layer", LayerNorm front end),
+    exported TorchScript-style with free batch and samples."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     cfg = transformers.Wav2Vec2Config(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
         conv_dim=(16, 16, 16), conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="group",
-        do_stable_layer_norm=False, return_dict=False)
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm=norm,
+        do_stable_layer_norm=norm == "layer", return_dict=False)
     model = transformers.Wav2Vec2Model(cfg).eval()
     x = torch.randn(2, 1000, generator=torch.Generator().manual_seed(1))
     return export_torchscript(model, [x], tmp_path / "m.onnx", ["input_values"],
