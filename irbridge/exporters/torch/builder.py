@@ -194,6 +194,7 @@ class NodeContext:
         v = self.node.inputs[i]
         producer = v.producer()
         return (producer is not None and producer.op_type in FRESH_OUTPUT_OPS and not producer.domain
+                and producer.graph is self.node.graph  # not a subgraph's capture: a Loop reads it again
                 and len(v.uses()) == 1 and not v.is_graph_output())
 
     # --- adding to the torch graph ---------------------------------------------------------
@@ -397,11 +398,21 @@ def build(model: ir.Model) -> fx.GraphModule:
         for k, d in enumerate(value.shape or ()):
             if isinstance(d, ir.SymbolicDim) and isinstance(d.value, str):
                 b.input_dims.setdefault(d.value, (ph, k))
-    problems: list[tuple[ir.Node, str]] = []
     tick = progress.current()
     tick.stage("building PyTorch layers", total=len(graph))
+    problems = convert_nodes(b, graph, tick.advance)
+    if problems:
+        raise UnsupportedError(_problem_message(problems), nodes=[n.name for n, _ in problems])
+    finish(b, graph)
+    return _module(b, model)
+
+
+def convert_nodes(b: GraphBuilder, graph, advance=None) -> list[tuple[ir.Node, str]]:
+    """Convert every node of `graph` into `b`; return the (node, why) of those that cannot be."""
+    problems: list[tuple[ir.Node, str]] = []
     for node in graph:
-        tick.advance()
+        if advance is not None:
+            advance()
         fn = registry.lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
         why = None
         if fn is None:
@@ -423,13 +434,20 @@ def build(model: ir.Model) -> fx.GraphModule:
         problems.append((node, why))
         for out in node.outputs:  # keep going, to list every problem at once
             b.env[out.name] = b.graph.placeholder(b.fresh("unsupported_" + out.name))
-    if problems:
-        raise UnsupportedError(_problem_message(problems), nodes=[n.name for n, _ in problems])
+    return problems
+
+
+def finish(b: GraphBuilder, graph: ir.Graph) -> None:
+    """Add the graph's outputs (one value, or a tuple) and drop sizes nothing reads."""
     outs = [b.value_of(v) for v in graph.outputs]
     b.graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     for node in b._sizes.values():  # sizes read for shape values that folded away
         if not node.users:
             b.graph.erase_node(node)
+
+
+def _module(b: GraphBuilder, model: ir.Model) -> fx.GraphModule:
+    graph = model.graph
     gm = fx.GraphModule(b.root, b.graph, class_name="Model")
     gm.eval()
     gm.irbridge_specs = b.specs

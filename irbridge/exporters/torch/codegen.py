@@ -33,8 +33,34 @@ nan = float("nan")
 
 
 def module_source(gm: torch.fx.GraphModule, source: str = "an ONNX graph") -> str:
-    """The text of model.py: helper functions, then `class Model(nn.Module)`."""
-    code = gm.graph.python_code(root_module="self")
+    """The text of model.py: helper functions, then `class Model(nn.Module)` (and before it one
+    class per control-flow node, see controlflow.py)."""
+    body, helpers = _graph_code(gm.graph)
+    flows = list(_flow_modules(gm))
+    classes = []
+    for module in flows:
+        text, used = _flow_class(module)
+        classes.append(text)
+        helpers.update(used)
+    lines = [_HEADER.format(doc="A PyTorch model converted by irbridge.", source=source)]
+    for fn in _with_dependencies(helpers.values()):
+        lines.append("\n" + inspect.getsource(fn))
+    trees = [_tree(gm.irbridge_specs)] + [_tree(m.irbridge_specs) for m in flows]
+    if any(not _is_list(v) for tree in trees for v in _walk(tree)):
+        lines.append("\n" + _BLOCK)
+    lines.extend("\n" + text for text in classes)
+    lines.append("\nclass Model(nn.Module):")
+    lines.append("    def __init__(self):")
+    lines.append("        super().__init__()")
+    lines.extend(_init_lines(gm, gm.irbridge_specs))
+    lines.append("")
+    lines.extend("    " + line for line in body.splitlines())
+    return "\n".join(lines) + "\n"
+
+
+def _graph_code(graph: torch.fx.Graph) -> tuple[str, dict]:
+    """fx's code for a graph, as a person reads it, and the runtime helpers it calls."""
+    code = graph.python_code(root_module="self")
     helpers = _helpers(code.globals)
     body = code.src
     for global_name, fn in helpers.items():
@@ -44,24 +70,47 @@ def module_source(gm: torch.fx.GraphModule, source: str = "an ONNX graph") -> st
     while _GETATTR.search(body):  # getattr(self.layer1, "0").conv1 -> self.layer1[0].conv1
         body = _GETATTR.sub(lambda m: f"{m.group(1)}[{m.group(2)}]", body)
     body = "\n".join(line for line in body.splitlines() if line.strip())
-    lines = [_HEADER.format(doc="A PyTorch model converted by irbridge.", source=source)]
-    for fn in _with_dependencies(helpers.values()):
-        lines.append("\n" + inspect.getsource(fn))
-    tree = _tree(gm.irbridge_specs)
-    if any(not _is_list(v) for v in _walk(tree)):
-        lines.append("\n" + _BLOCK)
-    lines.append("\nclass Model(nn.Module):")
-    lines.append("    def __init__(self):")
-    lines.append("        super().__init__()")
-    for name, node in tree.items():
+    return body, {fn.__name__: fn for fn in helpers.values()}
+
+
+def _init_lines(module: nn.Module, specs: dict) -> list[str]:
+    """`__init__`'s statements: the layers (a tree of containers) and the buffers."""
+    lines = []
+    for name, node in _tree(specs).items():
         lines.append(f"        self.{name} = " + _construct(node, 8))
-    for name, buf in gm.named_buffers(recurse=False):
+    for name, buf in module.named_buffers(recurse=False):
         lines.append(
             f"        self.register_buffer({name!r}, torch.empty({tuple(buf.shape)!r}, dtype={buf.dtype}))"
         )
-    lines.append("")
-    lines.extend("    " + line for line in body.splitlines())
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _is_flow(cls) -> bool:
+    return hasattr(cls, "irbridge_forward")
+
+
+def _flow_modules(module: nn.Module):
+    """The control-flow modules under `module`, innermost first (a class before its users)."""
+    for name, spec in module.irbridge_specs.items():
+        if _is_flow(spec.cls):
+            sub = module.get_submodule(name)
+            yield from _flow_modules(sub)
+            yield sub
+
+
+def _flow_class(module: nn.Module) -> tuple[str, dict]:
+    """The class text of one control-flow module: layers, `forward`, one method per subgraph."""
+    cls = type(module)
+    lines = [f"class {cls.__name__}(nn.Module):", "    def __init__(self):", "        super().__init__()"]
+    lines += _init_lines(module, module.irbridge_specs) or ["        pass"]
+    lines += [""] + ["    " + line for line in cls.irbridge_forward.splitlines()]
+    helpers: dict = {}
+    for name, graph in cls.irbridge_graphs.items():
+        body, used = _graph_code(graph)
+        helpers.update(used)
+        body = body.replace("def forward(", f"def {name}(", 1)
+        lines += [""] + ["    " + line for line in body.splitlines()]
+    return "\n".join(lines) + "\n", helpers
 
 
 _GETATTR = re.compile(r"""getattr\((self(?:\.\w+|\[\d+\])*), ["'](\d+)["']\)""")
@@ -104,6 +153,8 @@ def _is_list(node: dict) -> bool:
 
 def _construct(node, indent: int) -> str:
     """The constructor expression of a layer (ModuleSpec) or container (dict) in model.py."""
+    if not isinstance(node, dict) and _is_flow(node.cls):
+        return f"{node.cls.__name__}()"
     if not isinstance(node, dict):
         args = ", ".join(f"{k}={_literal(v)}" for k, v in node.kwargs.items())
         return f"nn.{node.cls.__name__}({args})"
