@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import runtime
+from .. import runtime, runtime_pool
 from ..registry import Unsupported, converter
 from ._common import full_pads, window
 
@@ -62,10 +62,10 @@ def average_pool(ctx):
         return ctx.call_module(_AVG[n], x, kernel_size=tuple(kernel), stride=tuple(win.strides),
                                padding=win.padding, ceil_mode=ceil, count_include_pad=include_pad)
     if win.pads is None:
-        if include_pad:
-            x = ctx.call(runtime.pad_same, x, kernel, win.strides, win.dilations, win.same_upper)
-        else:
-            raise Unsupported("auto_pad SAME with count_include_pad=0 and an unknown input size")
+        if not include_pad:  # TF's AvgPool SAME at a free size: the divisor from the live size
+            return ctx.call(runtime_pool.avg_pool_same_exclude_pad, x, tuple(kernel), tuple(win.strides),
+                            win.same_upper, ceil)
+        x = ctx.call(runtime.pad_same, x, kernel, win.strides, win.dilations, win.same_upper)
     elif include_pad:
         x = ctx.call(runtime.onnx_pad, x, full_pads(win.pads))
     else:
