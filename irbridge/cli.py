@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the report as one HTML page (per-layer error plot with --layerwise)")
     v.add_argument("--atol", type=float)
     v.add_argument("--rtol", type=float)
+    v.add_argument("--max-error", type=float, metavar="X",
+                   help="B a quantized .tflite: fail (exit 1) when any output's max abs error exceeds X")
     _common(v)
 
     b = sub.add_parser("bind", help="put bare weights (npy, npz, safetensors, state_dict, Keras h5, caffemodel) "
@@ -410,7 +412,16 @@ def cmd_verify(args) -> int:
         if not Path(args.inputs).is_file():
             raise InputError(f"{args.inputs}: no such file; give an .npz keyed by input name")
         inputs = load_npz(Path(args.inputs))
-    rep = api.verify(args.a, args.b, inputs=inputs, layerwise=args.layerwise, atol=args.atol, rtol=args.rtol)
+    if str(args.b).lower().endswith(".tflite"):  # run in LiteRT; a quantized file gets the accuracy report
+        from .exporters.tflite.check_file import verify_file
+
+        rep = verify_file(args.a, args.b, inputs=inputs, layerwise=args.layerwise, atol=args.atol,
+                          rtol=args.rtol, max_error=args.max_error)
+    elif args.max_error is not None:
+        raise InputError("--max-error applies when B is a quantized .tflite file")
+    else:
+        rep = api.verify(args.a, args.b, inputs=inputs, layerwise=args.layerwise, atol=args.atol, rtol=args.rtol)
+    accuracy = getattr(rep, "accuracy", None)
     if args.report:
         from ._io import atomic_path
 
@@ -420,9 +431,15 @@ def cmd_verify(args) -> int:
         d = rep.to_dict()
         d.pop("max_abs")
         d.pop("max_rel")
+        if accuracy is not None:
+            d["accuracy"] = accuracy
         _emit(d)
     else:
         print(str(rep))
+        if accuracy is not None:
+            from .verify.quantized import summary
+
+            print(summary(accuracy))
         for c in rep.layers:
             local = f" local={c.local_max_abs:.3g}" if c.local_max_abs is not None else ""
             print(f"    {c.name}: max_abs={c.max_abs:.3g}{local} {'ok' if c.ok else 'FAIL'}")

@@ -123,6 +123,9 @@ def _layers(ra, rb, samples: list[dict]) -> list[dict]:
     model = ra.model
     ops = _ops(model)
     upstream = _upstream(model, {rb.layer_map[layer]: layer for layer in rows}) if model is not None else {}
+    if model is not None:  # in graph order (the file's notes keep the layers sorted by name)
+        order = {o.name: i for i, node in enumerate(model.graph) for o in node.outputs}
+        rows = dict(sorted(rows.items(), key=lambda kv: order.get(rb.layer_map[kv[0]], len(order))))
     out = []
     for layer, row in rows.items():
         ups = [rows[u]["channel_error"] for u in upstream.get(layer, ()) if u in rows]

@@ -104,6 +104,10 @@ class VerificationReport:
         rtol = f"{self.rtol:g}" if self.rtol is not None else _rtol_rule(self.tolerance)
         head = "MATCH" if self.ok else "MISMATCH"
         lines = [f"verification: {head} (atol={atol}, rtol={rtol})"]
+        accuracy = getattr(self, "accuracy", None)  # a quantized .tflite: measured, not held to §6
+        if accuracy is not None:
+            head, rule = quantized_rule(accuracy, self.ok)
+            lines = [f"verification: {head} ({rule})"]
         if self.shapes:
             lines.append("  checked at: " + "; ".join(
                 ", ".join(f"{k} {'x'.join(map(str, v)) or 'scalar'}" for k, v in s.items()) for s in self.shapes))
@@ -120,6 +124,14 @@ class VerificationReport:
             if d.hint:
                 lines.append(f"  hint: {d.hint}")
         return "\n".join(lines)
+
+
+def quantized_rule(accuracy: dict, ok: bool) -> tuple[str, str]:
+    """(status, what applied) for a quantized export's report: no tolerance, or --max-error."""
+    q = accuracy.get("quantize") or "quantized"
+    if accuracy.get("max_error") is None:
+        return "MEASURED", f"quantized {q}: accuracy measured, no pass/fail"
+    return ("MATCH" if ok else "MISMATCH"), f"quantized {q}: every output's max_abs <= {accuracy['max_error']:g} (--max-error)"
 
 
 _ATOL_RULES = {"fp16": "5e-3*max(1,max|ref|)", "bf16": "4e-2*max(1,max|ref|)", "exact": "0"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 
+WORST_ROW = " class='worst'"
 FLOOR = 1e-12  # errors of 0 are drawn here
 W, H, LEFT, RIGHT, TOP, BOTTOM = 900, 360, 70, 20, 20, 110
 
@@ -20,12 +21,17 @@ h1 { font-size: 1.3em; } .ok { color: #1a7f37; } .fail { color: #cf222e; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
 th { background: #f3f3f3; text-align: left; } td.num { text-align: right; font-family: monospace; }
 .hint { background: #fff8c5; padding: .6em 1em; border-left: 4px solid #d4a72c; }
+tr.worst td { background: #ffebe9; font-weight: bold; } .bar { background: #0969da; height: 10px; }
+tr.worst .bar { background: #cf222e; }
 svg text { font: 11px sans-serif; }
 """
 
 
 def to_html(report, title: str = "irbridge verification") -> str:
-    """The report (an irbridge.verify.VerificationReport) as an HTML page."""
+    """The report (an irbridge.verify.VerificationReport) as an HTML page; a quantized export's
+    report (`report.accuracy`) gets the accuracy page instead (quantized_html)."""
+    if getattr(report, "accuracy", None) is not None:
+        return quantized_html(report, title)
     status = '<span class="ok">MATCH</span>' if report.ok else '<span class="fail">MISMATCH</span>'
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>",
@@ -44,6 +50,56 @@ def to_html(report, title: str = "irbridge verification") -> str:
         parts.append("<h2>Layers</h2>" + _table(report.layers, local=True))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def quantized_html(report, title: str) -> str:
+    """The accuracy report of a quantized export: per output, then per layer (the error each layer
+    adds, as a bar), the layer that adds the most highlighted. Numbers as in the JSON's "accuracy"."""
+    from .report import quantized_rule
+
+    acc = report.accuracy
+    head, rule = quantized_rule(acc, report.ok)
+    cls = "fail" if head == "MISMATCH" else "ok"
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body>",
+             f"<h1>{html.escape(title)}: <span class='{cls}'>{head}</span></h1>",
+             f"<p>{html.escape(rule)}. Measured against onnxruntime over {acc['samples']} samples "
+             "(the check's inputs, then calibration samples where the export had them).</p>"]
+    parts.extend(f"<p class='hint'>{html.escape(n)}</p>" for n in report.notes)
+    if acc.get("worst"):
+        parts.append(f"<p class='hint'><b>Worst layer: {html.escape(acc['worst'])}</b> adds the most error "
+                     "(channel-relative: each channel's error relative to that channel's range, averaged)</p>")
+    limit = acc.get("max_error")
+    rows = []
+    for o in acc["outputs"]:
+        mark = "" if limit is None else (" <span class='ok'>ok</span>" if o["max_abs"] <= limit
+                                         else " <span class='fail'>over --max-error</span>")
+        rows.append(f"<tr><td>{html.escape(o['name'])}</td><td class='num'>{_num(o['max_abs'])}{mark}</td>"
+                    f"<td class='num'>{_num(o['rel_error'])}</td><td class='num'>{_num(o.get('channel_error'))}</td>"
+                    f"<td class='num'>{_cos(o['cosine'])}</td><td class='num'>{_num(o.get('top1'))}</td></tr>")
+    parts.append("<h2>Outputs</h2><table><tr><th>output</th><th>max_abs</th><th>rel_error</th>"
+                 "<th>channel_error</th><th>cosine</th><th>top-1 agreement</th></tr>" + "".join(rows) + "</table>")
+    if acc["layers"]:
+        top = max((max(r["added"], 0.0) for r in acc["layers"] if r["added"] is not None), default=0.0) or 1.0
+        rows = []
+        for r in acc["layers"]:
+            worst = r["layer"] == acc.get("worst")
+            width = 0 if r["added"] is None else max(r["added"], 0.0) / top * 200
+            rows.append(f"<tr{WORST_ROW if worst else ''}><td>{html.escape(r['layer'])}</td>"
+                        f"<td>{html.escape(r['op'] or '?')}</td><td class='num'>{_num(r['max_abs'])}</td>"
+                        f"<td class='num'>{_num(r['rel_error'])}</td><td class='num'>{_num(r['channel_error'])}</td>"
+                        f"<td class='num'>{_cos(r['cosine'])}</td><td class='num'>{_num(r['added'])}</td>"
+                        f"<td><div class='bar' style='width:{width:.0f}px'></div></td></tr>")
+        parts.append("<h2>Layers</h2><p>Each layer's output compared with the reference's (matched by source "
+                     "layer name); <i>added</i>: its channel_error minus the largest of its nearest upstream "
+                     "layers'.</p><table><tr><th>layer</th><th>op</th><th>max_abs</th><th>rel_error</th>"
+                     "<th>channel_error</th><th>cosine</th><th>added</th><th></th></tr>" + "".join(rows) + "</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _cos(x) -> str:
+    return "" if x is None else f"{x:.5f}"
 
 
 def _atol(report) -> str:

@@ -2,7 +2,8 @@
 
 Free dims stay free (-1 in the file's shape signature) when LiteRT can resize the input: each is
 tried at two sizes right after the conversion. When that fails, the file is converted again
-with those dims fixed (batch 1, other dims 8) and the report says so.
+with those dims fixed (batch 1, other dims 8) and the report says so. The file carries
+irbridge's notes (layouts, layer tensors) in its metadata, for `irbridge verify` (tflite_file.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from .calibration import calibration_samples
+from .tflite_file import embed
 
 ACCURACY_SAMPLES = 16  # calibration samples kept for the accuracy report
 PROBE_SIZES = {0: (2, 3)}  # axis -> two sizes tried; other free axes: 8 and 9
@@ -57,7 +59,7 @@ def convert(module, model, *, quantize=None, calibration=None, int8_io=False, al
         "quantize": quantize, "int8_io": int8_io, "allow_flex": allow_flex,
         "notes": notes, "fixed": fixed, "samples": samples[:ACCURACY_SAMPLES],
     }
-    return flat, meta
+    return embed(flat, meta), meta
 
 
 def _convert(tf, fn, module, info, quantize, samples, int8_io, allow_flex) -> bytes:

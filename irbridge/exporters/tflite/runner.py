@@ -25,13 +25,17 @@ def accepts(obj) -> bool:
     return isinstance(obj, bytes) and hasattr(obj, "irbridge_tflite")
 
 
-def interpreter(flat: bytes, flex: bool = False, preserve: bool = False, threads: int = THREADS):
-    """A LiteRT interpreter over the flatbuffer (XNNPACK on, `threads` threads)."""
+def interpreter(flat: bytes, flex: bool = False, preserve: bool = False, threads: int = THREADS,
+                litert_only: bool = False):
+    """A LiteRT interpreter over the flatbuffer (XNNPACK on, `threads` threads). `litert_only`
+    (files read from disk): ai-edge-litert's builtin kernels and nothing else, never Flex."""
     Interpreter = None
     if not flex:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
+            if litert_only:
+                raise
             Interpreter = None
     if Interpreter is None:
         import tensorflow as tf
@@ -51,9 +55,10 @@ def tflite_runner(flat) -> Runner:
 
     def get(preserve: bool):
         if preserve not in cache:
-            it = interpreter(flat, meta.get("allow_flex", False), preserve)
-            ins, outs = _io_details(it)
-            cache[preserve] = (it, (_by_name(ins, names_in), _by_name(outs, names_out)), {})
+            from_disk = "path" in meta  # a file read by tflite_file.read: LiteRT's builtins only
+            it = interpreter(flat, meta.get("allow_flex", False), preserve, litert_only=from_disk)
+            ins, outs = io_details(it)
+            cache[preserve] = (it, (by_name(ins, names_in), by_name(outs, names_out)), {})
         return cache[preserve]
 
     def invoke(feeds, preserve=False):
@@ -128,12 +133,17 @@ def _layer_of(tensor_name: str) -> str | None:
     return re.sub(r"_\d+$", "", parts[1])
 
 
-def _io_details(it):
-    sig = it.get_signature_runner("serving_default")
-    return sig.get_input_details(), sig.get_output_details()
+def io_details(it):
+    """({name: details} of the inputs, of the outputs): the file's one signature, or (a file with
+    none) its input and output tensors in order."""
+    sigs = it.get_signature_list()
+    if sigs:
+        sig = it.get_signature_runner("serving_default" if "serving_default" in sigs else next(iter(sigs)))
+        return sig.get_input_details(), sig.get_output_details()
+    return ({d["name"]: d for d in it.get_input_details()}, {d["name"]: d for d in it.get_output_details()})
 
 
-def _by_name(details: dict, names: list[str]) -> dict:
+def by_name(details: dict, names: list[str]) -> dict:
     """{ONNX name: details}: TF turns characters a signature key cannot hold ('/', ':') into '_'."""
     if all(n in details for n in names):
         return {n: details[n] for n in names}
