@@ -67,11 +67,11 @@ def captures(graphs: list[ir.Graph]) -> list[ir.Value]:
     return list(found.values())
 
 
-def arg_names(values: list[ir.Value], taken: set[str]) -> list[str]:
-    """Python argument names for values, unique and clear of `taken` (updated)."""
+def arg_names(values: list, taken: set[str]) -> list[str]:
+    """Python argument names for values (or names), unique and clear of `taken` (updated)."""
     names = []
     for v in values:
-        base = provenance.python_name(v.name or "v")
+        base = provenance.python_name((v if isinstance(v, str) else v.name) or "v")
         name, k = base, 1
         while name in taken or name in _RESERVED:
             k += 1
@@ -97,8 +97,7 @@ class ControlFlow:
         self.names: set[str] = set(_RESERVED)
         self.graphs: dict[str, fx.Graph] = {}
         self.counter = counter
-        self.name = parent.fresh(ctx.out_name() if ctx.node.name.startswith("/") else
-                                 provenance.python_name(ctx.node.name or kind).lower())
+        self.name = parent.fresh(self.cls.__name__.lower())  # self.if1 = If1()
 
     def method(self, name: str, graph: ir.Graph, captured: list[ir.Value]) -> None:
         """Convert `graph` into method `name(self, *graph inputs, *captured)`."""

@@ -60,9 +60,9 @@ def loop(ctx):
     flow = ControlFlow(ctx, "Loop")
     flow.method("body", body, captured)
     taken: set[str] = set()
-    state = arg_names([ctx.value(2 + k) for k in range(n_carried)], taken)
+    state = arg_names([ctx.out_name(k) or f"v{k}" for k in range(n_carried)], taken)  # the final values' names
     caps = arg_names(captured, taken)
-    scans = arg_names([o for o in ctx.node.outputs[n_carried:]], taken)
+    scans = arg_names([ctx.out_name(n_carried + k) or f"scan{k}" for k in range(n_scan)], taken)
     steps = [f"{s}_step" for s in scans]
     params = (["trip_count"] if has_trip else []) + (["cond"] if has_cond else []) + state + caps
     lines = [f"def forward(self, {', '.join(params)}):"]
@@ -106,10 +106,10 @@ def scan(ctx):
     flow = ControlFlow(ctx, "Scan")
     flow.method("body", body, captured)
     taken: set[str] = set()
-    state = arg_names([ctx.value(k) for k in range(n_state)], taken)
+    state = arg_names([ctx.out_name(k) or f"state{k}" for k in range(n_state)], taken)
     xs = arg_names([ctx.value(n_state + k) for k in range(m)], taken)
     caps = arg_names(captured, taken)
-    ys = arg_names(list(ctx.node.outputs[n_state:]), taken)
+    ys = arg_names([ctx.out_name(n_state + k) or f"scan{k}" for k in range(k_out)], taken)
     steps = [f"{y}_step" for y in ys]
     lines = [f"def forward(self, {', '.join(state + xs + caps)}):"]
     lines += [f"    {y} = []" for y in ys]
