@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .keras_tensor_math import FUNCS as MORE_FUNCS
+
 _INT_MAX = 2**31 - 1
 
 
@@ -306,6 +308,7 @@ FUNCS = {
     "split": _split,
     "identity": lambda x: x,
     "gather_nd": _gather_nd,
+    **MORE_FUNCS,
 }
 
 

@@ -70,21 +70,15 @@ def _audio(tmp_path):
 MODELS = [
     ("segnet", _segnet, {"batch": 4, "height": 32, "width": 40}, {"UpSampling2D", "Resizing", "Resize", "Conv2D"}),
     ("wav2vec2_layer_norm", _wav2vec2("layer"), {"batch": 4, "samples": 1700}, {"Conv1D"}),
-    ("wav2vec2_group_norm", _wav2vec2("group"), {"batch": 4, "samples": 1700}, {"Conv1D"}),
-    ("audio_zoo", _audio, {"batch": 4, "samples": 1700}, {"Conv1D"}),
+    ("wav2vec2_group_norm", _wav2vec2("group"), {"batch": 4, "samples": 1700}, {"Conv1D", "GroupNormalization"}),
+    ("audio_zoo", _audio, {"batch": 4, "samples": 1700}, {"Conv1D", "GroupNormalization"}),
 ]
 
 
 def _convert(path, to, out):
     import irbridge
-    from irbridge.errors import UnsupportedError
 
-    try:
-        return irbridge.convert(str(path), to, out)
-    except UnsupportedError as e:
-        if "InstanceNormalization" in e.message:  # GroupNorm: the norm family's converter, not this one
-            pytest.xfail("InstanceNormalization (GroupNorm) has no Keras converter yet")
-        raise
+    return irbridge.convert(str(path), to, out)
 
 
 def _layout(info):

@@ -48,6 +48,22 @@ def hard_sigmoid(ctx):
                 ctx.perm_out(0))
 
 
+def _elementwise_op(op_type, name, since, **defaults):
+    """An activation no Keras layer computes, as a TensorOp in the layout of its input."""
+    def convert(ctx):
+        perm = ctx.perm_out(0)
+        attrs = {k: ctx.attr(k, v) for k, v in defaults.items()}
+        return Held(ctx.tensor_op(name, attrs, perm=perm), perm)
+
+    converter(op_type, since=since)(convert)
+
+
+_elementwise_op("ThresholdedRelu", "thresholded_relu", 10, alpha=1.0)
+_elementwise_op("Shrink", "shrink", 9, bias=0.0, lambd=0.5)
+_elementwise_op("Celu", "celu", 12, alpha=1.0)
+_elementwise_op("Swish", "swish", 24, alpha=1.0)
+
+
 @converter("Selu")
 def selu(ctx):
     if abs(ctx.attr("alpha", 1.6732632) - 1.6732632) > 1e-6 or abs(ctx.attr("gamma", 1.050701) - 1.050701) > 1e-6:

@@ -12,6 +12,7 @@ import keras
 from .... import keras_layers
 from ..builder import Held
 from ..registry import Unsupported, converter
+from .pooling import spatial_mean_pool
 from .tensor import ident, op
 
 
@@ -96,6 +97,16 @@ for _op, _name in {"Erf": "erf", "Sqrt": "sqrt", "Exp": "exp", "Log": "log", "Ne
     _simple(_op, _name)
 
 
+for _op, _name in {"BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or", "BitwiseXor": "bitwise_xor",
+                   "BitwiseNot": "bitwise_not"}.items():
+    _simple(_op, _name, since=18)
+
+
+@converter("BitShift", since=11)
+def bit_shift(ctx):
+    return elementwise(ctx, "bit_shift", {"direction": ctx.attr("direction")})
+
+
 @converter("IsInf", since=10)
 def is_inf(ctx):
     return elementwise(ctx, "isinf", {"detect_negative": ctx.attr("detect_negative", 1),
@@ -125,15 +136,17 @@ def cumsum(ctx):
     return op(ctx, "cumsum", {"exclusive": ctx.attr("exclusive", 0), "reverse": ctx.attr("reverse", 0)})
 
 
+@converter("CumProd", since=26)
+def cumprod(ctx):
+    return op(ctx, "cumprod", {"exclusive": ctx.attr("exclusive", 0), "reverse": ctx.attr("reverse", 0)})
+
+
 def _reduce(op_type, name, axes_input_since):
     def convert(ctx):
         if op_type == "ReduceMean":  # a spatial mean keeping its dims is a global average pool
-            from .pooling import reduce_mean as pooled
-
-            try:
-                return pooled(ctx)
-            except Unsupported:
-                pass
+            pooled = spatial_mean_pool(ctx)
+            if pooled is not None:
+                return pooled
         attrs = {"keepdims": ctx.attr("keepdims", 1), "noop_with_empty_axes": ctx.attr("noop_with_empty_axes", 0)}
         if ctx.b.opset < axes_input_since:
             if ctx.attr("axes") is not None:
@@ -163,3 +176,27 @@ def _arg(op_type, name):
 
 _arg("ArgMax", "argmax")
 _arg("ArgMin", "argmin")
+
+
+# --- selection -----------------------------------------------------------------------------------
+@converter("TopK", since=10)
+def top_k(ctx):
+    return op(ctx, "top_k", {"axis": ctx.attr("axis", -1), "largest": ctx.attr("largest", 1),
+                             "sorted": ctx.attr("sorted", 1)})
+
+
+@converter("Hardmax", since=13)
+def hardmax(ctx):
+    return op(ctx, "hardmax", {"axis": ctx.attr("axis", -1)})
+
+
+@converter("OneHot", since=11)
+def one_hot(ctx):
+    return op(ctx, "one_hot", {"axis": ctx.attr("axis", -1)})
+
+
+@converter("EyeLike", since=9)
+def eye_like(ctx):
+    if ctx.rank(0) != 2:
+        raise Unsupported("EyeLike of a tensor that is not 2-D")
+    return op(ctx, "eye_like", {"k": ctx.attr("k", 0), "dtype": ctx.dtype_name(ctx.node.outputs[0])})

@@ -258,3 +258,23 @@ def _fused(ctx, x, first, eps, scale, bias, rms):
             return getattr(self._n, k)
 
     return normalize(_View(ctx), 0, first, eps, scale, bias, rms=rms)
+
+
+# --- Lp and mean-variance normalization (keras.ops, no layer computes them) ----------------------------
+@converter("LpNormalization")
+def lp_norm(ctx):
+    p = int(ctx.attr("p", 2))
+    if p not in (1, 2):
+        raise Unsupported(f"LpNormalization with p={p} (ONNX defines p=1 and p=2)")
+    perm = ctx.perm_out(0)
+    return Held(ctx.tensor_op("lp_norm", {"axis": ctx.axis(ctx.attr("axis", -1), perm), "p": p}, perm=perm), perm)
+
+
+@converter("MeanVarianceNormalization", since=9)
+def mean_variance_norm(ctx):
+    perm = ctx.perm_out(0)
+    axes = [ctx.axis(a, perm) for a in ctx.attr("axes", [0, 2, 3])]
+    return Held(ctx.tensor_op("mvn", {"axes": axes}, perm=perm), perm)
+
+
+from . import group_norm  # noqa: E402, F401, I001  (GroupNormalization and InstanceNormalization register there)

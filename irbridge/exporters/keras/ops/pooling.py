@@ -156,15 +156,14 @@ def global_max_pool(ctx):
     return _global(ctx, GLOBAL_MAX)
 
 
-@converter("ReduceMean")
-def reduce_mean(ctx):
-    """A spatial mean that keeps its dims (PyTorch's adaptive_avg_pool2d(1) exports this way) is a
-    global average pool, over the data as it is held (channels-last or channels-first); other
-    reductions are left to the reduction converters."""
+def spatial_mean_pool(ctx):
+    """A spatial mean that keeps its dims (PyTorch's adaptive_avg_pool2d(1) exports this way) as a
+    global average pool, over the data as it is held (channels-last or channels-first); None for
+    any other mean (the ReduceMean converter in math.py, its one registration, then reduces)."""
     axes = ctx.const(1) if ctx.has_input(1) else ctx.attr("axes")
     spatial = axes is not None and sorted(int(a) % 4 for a in list(axes)) == [2, 3]
     if ctx.rank(0) != 4 or not spatial or not ctx.attr("keepdims", 1):
-        raise Unsupported("only a spatial mean keeping its dims (a global average pool) is converted")
+        return None
     perm = ctx.perm_in(0)
     fmt = "channels_first" if tuple(perm) == (0, 1, 2, 3) else "channels_last"
     perm = perm if fmt == "channels_first" else channels_last(4)

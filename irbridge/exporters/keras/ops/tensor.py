@@ -305,3 +305,22 @@ def pad(ctx):
                               padding=((begin[perm[1]], end[perm[1]]), (begin[perm[2]], end[perm[2]])))
                 return Held(t, perm)
     raise Unsupported("Pad other than zero padding of the spatial dims of a 4-D tensor")
+
+
+# --- block rearrangement (channels-last, as TF's depth_to_space/space_to_depth compute it) ---------
+@converter("DepthToSpace", since=11)
+def depth_to_space(ctx):
+    if ctx.rank(0) != 4:
+        raise Unsupported("DepthToSpace of a tensor that is not 4-D")
+    perm = (0, 2, 3, 1)
+    return Held(ctx.tensor_op("depth_to_space", {"blocksize": ctx.attr("blocksize"),
+                                                 "mode": ctx.attr("mode", "DCR")}, perm=perm), perm)
+
+
+@converter("SpaceToDepth", since=13)
+def space_to_depth(ctx):
+    if ctx.rank(0) != 4:
+        raise Unsupported("SpaceToDepth of a tensor that is not 4-D")
+    perm = (0, 2, 3, 1)
+    return Held(ctx.tensor_op("space_to_depth", {"blocksize": ctx.attr("blocksize"),
+                                                 "mode": ctx.attr("mode", "DCR")}, perm=perm), perm)

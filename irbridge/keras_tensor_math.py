@@ -1,0 +1,173 @@
+"""More of `TensorOp`'s table (irbridge.keras_tensor_layers.FUNCS), in keras.ops: integer bit
+ops, selection (TopK, Hardmax, OneHot, EyeLike), cumulative products, Lp and mean-variance
+normalization, block rearrangement (DepthToSpace/SpaceToDepth, channels-last) and the
+activations no Keras layer computes (ThresholdedRelu, Shrink, Celu, Swish). Each is written from
+the ONNX op's definition."""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+
+def _scalar(v, dtype="int32"):
+    if isinstance(v, np.ndarray):
+        return int(v.reshape(-1)[0])
+    return ops.reshape(ops.cast(v, dtype), ())
+
+
+def _bitwise(name):
+    def apply(a, b=None):
+        import tensorflow as tf  # keras.ops narrows uint64 to uint32
+
+        a = tf.convert_to_tensor(a)
+        fn = getattr(tf.bitwise, name)
+        return fn(a) if b is None else fn(a, tf.cast(b, a.dtype))
+
+    return apply
+
+
+def _bit_shift(x, y, direction="RIGHT"):
+    """ONNX BitShift: a shift by a negative amount or by the width or more gives 0 (-1 for a
+    negative signed value shifted right); a signed left shift wraps as the unsigned one does."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    y = tf.cast(y, x.dtype)
+    bits = x.dtype.size * 8
+    out = tf.logical_or(y < 0, y >= bits) if x.dtype.is_unsigned is False else y >= bits
+    safe = tf.where(out, tf.zeros_like(y), y)
+    if direction == "LEFT":
+        y = tf.bitwise.left_shift(x, safe)
+        fill = tf.zeros_like(x)
+    else:
+        y = tf.bitwise.right_shift(x, safe)
+        fill = tf.where(x < 0, -tf.ones_like(x), tf.zeros_like(x)) if not x.dtype.is_unsigned else tf.zeros_like(x)
+    return tf.where(out, fill, y)
+
+
+def _cumprod(x, axis, exclusive=0, reverse=0):
+    import tensorflow as tf  # its cumprod takes exclusive/reverse and the axis as a tensor
+
+    return tf.math.cumprod(x, axis=_scalar(axis), exclusive=bool(exclusive), reverse=bool(reverse))
+
+
+def _top_k(x, k, axis=-1, largest=1, sorted=1):  # noqa: A002 - ONNX's attribute name
+    """(values, int64 indices) of the k largest (smallest) along `axis`; ties keep the lower
+    index first, as ONNX requires (TF's top_k does)."""
+    import tensorflow as tf
+
+    x = ops.convert_to_tensor(x)
+    rank = len(x.shape)
+    axis = int(axis) % rank
+    moved = ops.moveaxis(x, axis, -1) if axis != rank - 1 else x
+    v, i = tf.math.top_k(moved if largest else -moved, k=_scalar(k), sorted=True)
+    v = v if largest else -v
+    if axis != rank - 1:
+        v, i = ops.moveaxis(v, -1, axis), ops.moveaxis(i, -1, axis)
+    return v, ops.cast(i, "int64")
+
+
+def _first_max(x, axis):
+    """Boolean mask of the first maximum along `axis`."""
+    is_max = ops.equal(x, ops.max(x, axis=axis, keepdims=True))
+    return ops.logical_and(is_max, ops.equal(ops.cumsum(ops.cast(is_max, "int32"), axis=axis), 1))
+
+
+def _hardmax(x, axis=-1):
+    return ops.cast(_first_max(x, int(axis) % len(x.shape)), x.dtype)
+
+
+def _lp_norm(x, axis=-1, p=2):
+    """x / ||x||_p along `axis` (0 where the norm is 0)."""
+    if int(p) == 1:
+        norm = ops.sum(ops.abs(x), axis=axis, keepdims=True)
+    else:
+        norm = ops.sqrt(ops.sum(ops.square(x), axis=axis, keepdims=True))
+    zero = ops.equal(norm, 0)
+    return ops.where(zero, ops.zeros_like(x), x / ops.where(zero, ops.ones_like(norm), norm))
+
+
+def _mvn(x, axes=(0, 2, 3)):
+    """(x - mean) / (sqrt(E[x^2] - mean^2) + 1e-9), as ONNX's MeanVarianceNormalization."""
+    axes = tuple(int(a) % len(x.shape) for a in axes)
+    mean = ops.mean(x, axis=axes, keepdims=True)
+    std = ops.sqrt(ops.mean(ops.square(x), axis=axes, keepdims=True) - ops.square(mean))
+    return (x - mean) / (std + 1e-9)
+
+
+def _one_hot(indices, depth, values, axis=-1):
+    """ONNX OneHot: negative ids count from the end; ids outside [-depth, depth) are all off."""
+    import tensorflow as tf
+
+    values = ops.convert_to_tensor(values)
+    depth = tf.cast(tf.reshape(depth, ()), "int64") if not isinstance(depth, np.ndarray) else \
+        int(np.asarray(depth).reshape(-1)[0])
+    ids = tf.cast(indices, "int64")
+    ids = tf.where(ids < 0, ids + depth, ids)
+    axis = int(axis) % (len(ids.shape) + 1)
+    return tf.one_hot(ids, tf.cast(depth, "int32"), on_value=values[1], off_value=values[0], axis=int(axis),
+                      dtype=values.dtype)
+
+
+def _eye_like(x, k=0, dtype=None):
+    shape = ops.shape(x)
+    offset = ops.arange(shape[1])[None, :] - ops.arange(shape[0])[:, None]  # column - row
+    return ops.cast(ops.equal(offset, int(k)), dtype or x.dtype)
+
+
+def _depth_to_space(x, blocksize, mode="DCR"):
+    """x channels-last (N, H, W, C*b*b) -> (N, H*b, W*b, C)."""
+    import tensorflow as tf
+
+    if mode == "DCR":  # channel (i*b + j)*C + c: TF's own order
+        return tf.nn.depth_to_space(x, int(blocksize))
+    b = int(blocksize)
+    n, h, w, cc = (tf.shape(x)[k] for k in range(4))
+    y = tf.reshape(x, tf.stack([n, h, w, cc // (b * b), b, b]))  # channel c*b*b + i*b + j
+    y = tf.transpose(y, [0, 1, 4, 2, 5, 3])
+    return tf.reshape(y, tf.stack([n, h * b, w * b, cc // (b * b)]))
+
+
+def _space_to_depth(x, blocksize, mode="DCR"):
+    """x channels-last (N, H*b, W*b, C) -> (N, H, W, C*b*b): channel (i*b + j)*C + c (DCR, TF's
+    order) or c*b*b + i*b + j (CRD)."""
+    import tensorflow as tf
+
+    y = tf.nn.space_to_depth(x, int(blocksize))
+    if mode == "DCR":
+        return y
+    b = int(blocksize)
+    n, h, w, cc = (tf.shape(y)[k] for k in range(4))
+    y = tf.reshape(y, tf.stack([n, h, w, b * b, cc // (b * b)]))
+    return tf.reshape(tf.transpose(y, [0, 1, 2, 4, 3]), tf.stack([n, h, w, cc]))
+
+
+def _shrink(x, bias=0.0, lambd=0.5):
+    zero = ops.zeros_like(x)
+    return ops.where(x < -lambd, x + ops.cast(bias, x.dtype),
+                     ops.where(x > lambd, x - ops.cast(bias, x.dtype), zero))
+
+
+def _celu(x, alpha=1.0):
+    return ops.maximum(x, 0.0) + ops.minimum(0.0, alpha * (ops.exp(x / alpha) - 1.0))
+
+
+FUNCS = {
+    "bitwise_and": _bitwise("bitwise_and"), "bitwise_or": _bitwise("bitwise_or"),
+    "bitwise_xor": _bitwise("bitwise_xor"), "bitwise_not": _bitwise("invert"),
+    "bit_shift": _bit_shift,
+    "cumprod": _cumprod,
+    "top_k": _top_k,
+    "hardmax": _hardmax,
+    "lp_norm": _lp_norm,
+    "mvn": _mvn,
+    "one_hot": _one_hot,
+    "eye_like": _eye_like,
+    "depth_to_space": _depth_to_space,
+    "space_to_depth": _space_to_depth,
+    "thresholded_relu": lambda x, alpha=1.0: ops.where(x > alpha, x, ops.zeros_like(x)),
+    "shrink": _shrink,
+    "celu": _celu,
+    "swish": lambda x, alpha=1.0: x * ops.sigmoid(alpha * x),
+}
