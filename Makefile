@@ -46,11 +46,18 @@ bench: $(STAMP) peers  # conversion time and memory beside the floor and the pee
 # torchvision 0.29.1 that onnx2torch needs lie on this machine's disk for it).
 PEERS := .venv-peers
 PEER_PY ?= python3.11
-peers: $(PEERS)/onnx2torch/.installed $(PEERS)/onnx2tf/.installed
+peers: $(PEERS)/onnx2torch/.installed $(PEERS)/onnx2tf/.installed $(PEERS)/onnx2tf2/.installed
 
 $(PEERS)/%/.installed: requirements/peers/%.txt
 	test -x $(PEERS)/$*/bin/python || $(PEER_PY) -m venv $(PEERS)/$*
 	$(PEERS)/$*/bin/python -m pip install -q -r $<
+	touch $@
+
+# onnx2tf 2.x (benchmarks/tflite.py: its default flatbuffer_direct backend) requires Python >= 3.12.
+PEER_PY312 ?= python3.12
+$(PEERS)/onnx2tf2/.installed: requirements/peers/onnx2tf2.txt
+	test -x $(PEERS)/onnx2tf2/bin/python || $(PEER_PY312) -m venv $(PEERS)/onnx2tf2
+	$(PEERS)/onnx2tf2/bin/python -m pip install -q -r $<
 	touch $@
 
 # Every model the repository builds (build/scoreboard-models/) x torch,keras,tf, each cell in a

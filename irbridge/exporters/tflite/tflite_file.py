@@ -79,11 +79,15 @@ def read(path, reference=None):
     if not path.is_file():
         raise InputError(f"{path}: no such .tflite file")
     flat = path.read_bytes()
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401 - files from disk: LiteRT's builtins, never TF's Flex
+    except ImportError:
+        raise InputError(f"{path}: running a .tflite file needs the ai-edge-litert package "
+                         "(pip install ai-edge-litert)") from None
     if len(flat) < 8 or flat[4:8] != IDENTIFIER:
         raise InputError(f"{path}: not a .tflite file (no TFL3 flatbuffer identifier); give a LiteRT model")
     try:
-        it = interpreter(flat, flex=False, litert_only=True)
-        it.allocate_tensors()
+        it = interpreter(flat, flex=False, litert_only=True)  # verifies the flatbuffer, resolves the ops
         meta = embedded(flat)
     except Exception as e:  # noqa: BLE001 - a damaged or hostile file: say which, in one line
         raise InputError(f"{path}: LiteRT cannot read this .tflite ({type(e).__name__}: "
