@@ -116,31 +116,47 @@ def _eye_like(x, k=0, dtype=None):
     return ops.cast(ops.equal(offset, int(k)), dtype or x.dtype)
 
 
-def _depth_to_space(x, blocksize, mode="DCR"):
-    """x channels-last (N, H, W, C*b*b) -> (N, H*b, W*b, C)."""
+def _blocks(x, channels_last):
+    """(tf, n, h, w, c) of a 4-D tensor: its dims as run-time scalars."""
     import tensorflow as tf
 
-    if mode == "DCR":  # channel (i*b + j)*C + c: TF's own order
-        return tf.nn.depth_to_space(x, int(blocksize))
+    dims = [tf.shape(x)[k] for k in range(4)]
+    n, h, w, c = dims if channels_last else (dims[0], dims[2], dims[3], dims[1])
+    return tf, n, h, w, c
+
+
+def _depth_to_space(x, blocksize, mode="DCR", channels_last=True):
+    """(N, C*b*b, H, W) -> (N, C, H*b, W*b) (or channels-last): input channel (i*b + j)*C + c
+    (DCR) or c*b*b + i*b + j (CRD) goes to block offset (i, j) of channel c."""
     b = int(blocksize)
-    n, h, w, cc = (tf.shape(x)[k] for k in range(4))
-    y = tf.reshape(x, tf.stack([n, h, w, cc // (b * b), b, b]))  # channel c*b*b + i*b + j
-    y = tf.transpose(y, [0, 1, 4, 2, 5, 3])
-    return tf.reshape(y, tf.stack([n, h * b, w * b, cc // (b * b)]))
+    tf, n, h, w, cc = _blocks(x, channels_last)
+    c = cc // (b * b)
+    if channels_last:
+        split = [n, h, w, b, b, c] if mode == "DCR" else [n, h, w, c, b, b]
+        order = [0, 1, 3, 2, 4, 5] if mode == "DCR" else [0, 1, 4, 2, 5, 3]
+        out = [n, h * b, w * b, c]
+    else:
+        split = [n, b, b, c, h, w] if mode == "DCR" else [n, c, b, b, h, w]
+        order = [0, 3, 4, 1, 5, 2] if mode == "DCR" else [0, 1, 4, 2, 5, 3]
+        out = [n, c, h * b, w * b]
+    return tf.reshape(tf.transpose(tf.reshape(x, tf.stack(split)), order), tf.stack(out))
 
 
-def _space_to_depth(x, blocksize, mode="DCR"):
-    """x channels-last (N, H*b, W*b, C) -> (N, H, W, C*b*b): channel (i*b + j)*C + c (DCR, TF's
-    order) or c*b*b + i*b + j (CRD)."""
-    import tensorflow as tf
-
-    y = tf.nn.space_to_depth(x, int(blocksize))
-    if mode == "DCR":
-        return y
+def _space_to_depth(x, blocksize, mode="DCR", channels_last=True):
+    """(N, C, H*b, W*b) -> (N, C*b*b, H, W) (or channels-last): block offset (i, j) of channel c
+    goes to channel (i*b + j)*C + c (DCR) or c*b*b + i*b + j (CRD)."""
     b = int(blocksize)
-    n, h, w, cc = (tf.shape(y)[k] for k in range(4))
-    y = tf.reshape(y, tf.stack([n, h, w, b * b, cc // (b * b)]))
-    return tf.reshape(tf.transpose(y, [0, 1, 2, 4, 3]), tf.stack([n, h, w, cc]))
+    tf, n, hh, ww, c = _blocks(x, channels_last)
+    h, w = hh // b, ww // b
+    if channels_last:
+        split = [n, h, b, w, b, c]
+        order = [0, 1, 3, 2, 4, 5] if mode == "DCR" else [0, 1, 3, 5, 2, 4]
+        out = [n, h, w, c * b * b]
+    else:
+        split = [n, c, h, b, w, b]
+        order = [0, 3, 5, 1, 2, 4] if mode == "DCR" else [0, 1, 3, 5, 2, 4]
+        out = [n, c * b * b, h, w]
+    return tf.reshape(tf.transpose(tf.reshape(x, tf.stack(split)), order), tf.stack(out))
 
 
 def _shrink(x, bias=0.0, lambd=0.5):

@@ -3,10 +3,13 @@ one-node model exported to a channels-last Keras model and compared with the ref
 
 from __future__ import annotations
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import assert_close
-from tests.exporters.test_torch_ops import ROWS, _model, reference
+from tests.conftest import assert_close, make_model, ort_run
+from tests.exporters.test_torch_ops import ROWS, _model, i64, reference, w
 
 keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
 
@@ -30,6 +33,8 @@ KERAS_ROWS = {
     "add_broadcast": None, "sub_const": "ConstantOp", "mul_scalar": "ConstantOp", "sum3": None,
     "max2": "Maximum", "concat": "Concatenate", "flatten": "Flatten", "reshape": "Reshape",
     "transpose": None, "dropout": None,  # inference Dropout folds away
+    "instancenorm": "GroupNormalization", "topk": "TensorOp", "depth_to_space": "TensorOp",
+    "depth_to_space_crd": "TensorOp", "space_to_depth": "TensorOp",
 }
 XFAIL = {"add_broadcast": "Add of two run-time tensors of different ranks (refused: UnsupportedError)",
          "sum3": "Sum of run-time tensors of different ranks (refused: UnsupportedError)"}
@@ -75,9 +80,6 @@ def test_layerwise_verification_finds_a_broken_keras_layer():
 def test_layers_given_weights_keep_their_default_initializers_in_the_config():
     """Layers are built with zero initializers (no random fill only to overwrite it); the saved
     config still names Keras's defaults, and the weights are the ONNX model's."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
     import irbridge
     from tests.conftest import make_model
 
@@ -94,3 +96,126 @@ def test_layers_given_weights_keep_their_default_initializers_in_the_config():
     assert config["bias_initializer"]["class_name"] == "Zeros"
     np.testing.assert_array_equal(dense.get_weights()[0], w.T)
     np.testing.assert_array_equal(dense.get_weights()[1], b)
+
+
+# --- ops only the Keras exporter's table has a row for: (id, op, attrs, inputs {name: array},
+# constants {name: array}, opset, the layer it must become, numpy reference where onnxruntime has
+# no kernel for that opset (written from the op's definition), or None for onnxruntime)
+_r = np.random.default_rng(11)
+
+
+def _ints(shape, lo, hi, dtype):
+    return _r.integers(lo, hi, shape).astype(dtype)
+
+
+def _np_cumprod(f):
+    return [np.cumprod(f["x"], axis=1)]
+
+
+def _np_swish(f):
+    x = f["x"]
+    return [x / (1 + np.exp(-0.5 * x))]
+
+
+KERAS_EXTRA_ROWS = [
+    ("group_norm_18", "GroupNormalization", {"num_groups": 2, "epsilon": 1e-3}, {"x": (2, 6, 5)},
+     {"scale": w(2), "bias": w(2)}, 18, "GroupNormalization", None),
+    ("group_norm_21", "GroupNormalization", {"num_groups": 3}, {"x": (2, 6, 4, 3)},
+     {"scale": w(6), "bias": w(6)}, 21, "GroupNormalization", None),
+    ("bitwise_and", "BitwiseAnd", {}, {"a": _ints((2, 5), -100, 100, np.int32), "b": _ints((2, 5), -100, 100, np.int32)},
+     {}, 18, "TensorOp", None),
+    ("bitwise_or", "BitwiseOr", {}, {"a": _ints((2, 5), 0, 255, np.uint8), "b": _ints((5,), 0, 255, np.uint8)},
+     {}, 18, "TensorOp", None),
+    ("bitwise_xor", "BitwiseXor", {}, {"a": _ints((2, 5), -9, 9, np.int64), "b": _ints((2, 5), -9, 9, np.int64)},
+     {}, 18, "TensorOp", None),
+    ("bitwise_not", "BitwiseNot", {}, {"a": _ints((2, 5), -100, 100, np.int16)}, {}, 18, "TensorOp", None),
+    ("bit_shift_right", "BitShift", {"direction": "RIGHT"}, {"a": _ints((2, 5), 0, 255, np.uint8)},
+     {"b": _ints((5,), 0, 8, np.uint8)}, 18, "TensorOp", None),
+    ("bit_shift_left", "BitShift", {"direction": "LEFT"}, {"a": _ints((2, 5), 0, 1000, np.uint32),
+                                                           "b": _ints((2, 5), 0, 20, np.uint32)}, {}, 18, "TensorOp", None),
+    ("cumprod", "CumProd", {}, {"x": (2, 4, 3)}, {"axis": np.array(1, np.int64)}, 26, "TensorOp", _np_cumprod),
+    ("topk_smallest", "TopK", {"axis": -1, "largest": 0}, {"x": (2, 3, 7)}, {"k": i64(3)}, 18, "TensorOp", None),
+    ("hardmax", "Hardmax", {"axis": 1}, {"x": (2, 5, 3)}, {}, 18, "TensorOp", None),
+    ("one_hot", "OneHot", {"axis": 1}, {"i": _ints((2, 4), -5, 5, np.int64)},
+     {"depth": np.array(5, np.int64), "values": np.array([-1.5, 2.0], np.float32)}, 18, "TensorOp", None),
+    ("eye_like", "EyeLike", {"k": 1}, {"x": (4, 5)}, {}, 18, "TensorOp", None),
+    ("lp_norm", "LpNormalization", {"axis": 1, "p": 2}, {"x": (2, 5, 3)}, {}, 18, "TensorOp", None),
+    ("mvn", "MeanVarianceNormalization", {}, {"x": (2, 3, 4, 5)}, {}, 18, "TensorOp", None),
+    ("thresholded_relu", "ThresholdedRelu", {"alpha": 0.3}, {"x": (2, 5)}, {}, 18, "TensorOp", None),
+    ("shrink", "Shrink", {"bias": 0.2, "lambd": 0.4}, {"x": (2, 5)}, {}, 18, "TensorOp", None),
+    ("celu", "Celu", {"alpha": 0.7}, {"x": (2, 5)}, {}, 18, "TensorOp", None),
+    ("swish", "Swish", {"alpha": 0.5}, {"x": (2, 5)}, {}, 24, "TensorOp", _np_swish),
+]
+
+
+def _extra_model(op, attrs, inputs, consts, opset):
+    feeds, infos, names = {}, [], []
+    for k, (name, spec) in enumerate(inputs.items()):
+        x = spec if isinstance(spec, np.ndarray) else np.random.default_rng(k).standard_normal(spec).astype(np.float32)
+        feeds[name] = x
+        infos.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape))
+    names = list(inputs) + list(consts)
+    outs = ["y", "i"] if op == "TopK" else ["y"]
+    node = helper.make_node(op, names, outs, **attrs)
+    inits = [numpy_helper.from_array(np.asarray(c), n) for n, c in consts.items()]
+    model = make_model([node], infos, [helper.make_empty_tensor_value_info(o) for o in outs], inits, opset=opset)
+    return onnx.shape_inference.infer_shapes(model), feeds
+
+
+@pytest.mark.parametrize("row", KERAS_EXTRA_ROWS, ids=lambda r: r[0])
+def test_keras_only_op_matches_the_reference(row):
+    import irbridge
+    from irbridge.exporters.keras import info
+    from irbridge.exporters.keras.runner import keras_runner
+
+    _id, op, attrs, inputs, consts, opset, layer, numpy_ref = row
+    model, feeds = _extra_model(op, attrs, inputs, consts, opset)
+    ref = numpy_ref(feeds) if numpy_ref else ort_run(model, feeds)
+    km = irbridge.export(irbridge.normalize(irbridge.load(model)), "keras", check=False)
+    got = keras_runner(km, info(km)).run(feeds)
+    for r, g in zip(ref, got.values()):
+        assert np.asarray(g).dtype == np.asarray(r).dtype
+        assert_close(g, r)
+    assert layer in {type(x).__name__ for x in km.layers}
+
+
+def _torch_group_norm_graph(groups, channels, spatial):
+    """nn.GroupNorm(groups, channels) after a Conv as TorchScript exports it (free batch and
+    spatial dims): Reshape([0, G, -1]) -> InstanceNormalization(ones, zeros) -> Reshape(Shape(x))
+    -> Mul(gamma [C, 1...]) -> Add(beta [C, 1...])."""
+    ones = (1,) * spatial
+    dims = ["batch"] + [f"s{k}" for k in range(spatial)]
+    nodes = [
+        helper.make_node("Conv", ["x", "k", "kb"], ["c"], pads=[1] * (2 * spatial)),
+        helper.make_node("Reshape", ["c", "grouped"], ["r"]),
+        helper.make_node("InstanceNormalization", ["r", "ones", "zeros"], ["n"], epsilon=1e-5),
+        helper.make_node("Shape", ["c"], ["shape"]),
+        helper.make_node("Reshape", ["n", "shape"], ["back"]),
+        helper.make_node("Mul", ["back", "gamma"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "beta"], ["y"]),
+    ]
+    inits = {"k": w(channels, 3, *([3] * spatial)), "kb": w(channels), "grouped": i64(0, groups, -1),
+             "ones": np.ones(groups, np.float32), "zeros": np.zeros(groups, np.float32),
+             "gamma": w(channels, *ones), "beta": w(channels, *ones)}
+    return make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [dims[0], 3] + dims[1:])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                      [numpy_helper.from_array(v, n) for n, v in inits.items()])
+
+
+@pytest.mark.parametrize("groups,channels,spatial", [(2, 6, 1), (6, 6, 1), (4, 8, 2)])
+def test_torch_group_norm_pattern_is_one_group_normalization(groups, channels, spatial):
+    """The decomposed nn.GroupNorm becomes one GroupNormalization(groups) over the channel axis as
+    the Conv's output is held (channels-last), right at batch 2 and 3 and two spatial sizes."""
+    import irbridge
+    from irbridge.exporters.keras import info
+    from irbridge.exporters.keras.runner import keras_runner
+
+    model = _torch_group_norm_graph(groups, channels, spatial)
+    km = irbridge.export(irbridge.normalize(irbridge.load(model)), "keras", check=False)
+    norms = [x for x in km.layers if isinstance(x, keras.layers.GroupNormalization)]
+    assert len(norms) == 1 and norms[0].groups == groups and norms[0].axis in (-1, spatial + 1)
+    assert not any(type(x).__name__ in ("TensorOp", "Permute", "Reshape") for x in km.layers)
+    run = keras_runner(km, info(km))
+    for batch, size in ((2, 7), (3, 10)):
+        feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 3) + (size,) * spatial).astype(np.float32)}
+        assert_close(run.run(feeds)["y"], ort_run(model, feeds)[0])

@@ -12,7 +12,7 @@ from .... import keras_layers
 from ....keras_tensor_layers import GELU
 from ..builder import Held, fuser
 from ..registry import Unsupported, converter
-from .tensor import op
+from .tensor import held_perm, op
 
 
 def _activation(op_type, make, since=1):
@@ -51,7 +51,7 @@ def hard_sigmoid(ctx):
 def _elementwise_op(op_type, name, since, **defaults):
     """An activation no Keras layer computes, as a TensorOp in the layout of its input."""
     def convert(ctx):
-        perm = ctx.perm_out(0)
+        perm = held_perm(ctx)
         attrs = {k: ctx.attr(k, v) for k, v in defaults.items()}
         return Held(ctx.tensor_op(name, attrs, perm=perm), perm)
 

@@ -10,7 +10,7 @@ from .... import keras_layers
 from ....passes.assign_nhwc import channels_last
 from ..builder import Held, fuser
 from ..registry import Unsupported, converter
-from .tensor import ident
+from .tensor import held_perm, ident
 
 
 @converter("BatchNormalization")
@@ -266,13 +266,13 @@ def lp_norm(ctx):
     p = int(ctx.attr("p", 2))
     if p not in (1, 2):
         raise Unsupported(f"LpNormalization with p={p} (ONNX defines p=1 and p=2)")
-    perm = ctx.perm_out(0)
+    perm = held_perm(ctx)
     return Held(ctx.tensor_op("lp_norm", {"axis": ctx.axis(ctx.attr("axis", -1), perm), "p": p}, perm=perm), perm)
 
 
 @converter("MeanVarianceNormalization", since=9)
 def mean_variance_norm(ctx):
-    perm = ctx.perm_out(0)
+    perm = held_perm(ctx)
     axes = [ctx.axis(a, perm) for a in ctx.attr("axes", [0, 2, 3])]
     return Held(ctx.tensor_op("mvn", {"axes": axes}, perm=perm), perm)
 

@@ -19,6 +19,14 @@ def ident(rank: int | None) -> tuple[int, ...]:
     return tuple(range(rank or 0))
 
 
+def held_perm(ctx, i: int = 0) -> tuple[int, ...]:
+    """The layout input i is held in now (its batch first), else ONNX order: where an op that
+    keeps its input's shape computes without a Permute."""
+    v = ctx.node.inputs[i]
+    perm = ctx.b.env[v.name][1] if v.name in ctx.b.env else ()
+    return tuple(perm) if perm and perm[0] == 0 else ident(ctx.rank(i))
+
+
 def op(ctx, name, attrs=None, inputs=None, perm=None):
     """A TensorOp of the node, its output held in ONNX order (or `perm`)."""
     t = ctx.tensor_op(name, attrs, perm=perm, inputs=inputs)
@@ -307,20 +315,21 @@ def pad(ctx):
     raise Unsupported("Pad other than zero padding of the spatial dims of a 4-D tensor")
 
 
-# --- block rearrangement (channels-last, as TF's depth_to_space/space_to_depth compute it) ---------
+# --- block rearrangement, in the layout the input is held (channels-last or ONNX order) ------------
+def _blocks(ctx, name, **attrs):
+    if ctx.rank(0) != 4:
+        raise Unsupported(f"{ctx.node.op_type} of a tensor that is not 4-D")
+    perm = held_perm(ctx)
+    perm = perm if perm in ((0, 2, 3, 1), (0, 1, 2, 3)) else (0, 1, 2, 3)
+    attrs = {"blocksize": ctx.attr("blocksize"), "channels_last": perm != (0, 1, 2, 3), **attrs}
+    return Held(ctx.tensor_op(name, attrs, perm=perm), perm)
+
+
 @converter("DepthToSpace", since=11)
 def depth_to_space(ctx):
-    if ctx.rank(0) != 4:
-        raise Unsupported("DepthToSpace of a tensor that is not 4-D")
-    perm = (0, 2, 3, 1)
-    return Held(ctx.tensor_op("depth_to_space", {"blocksize": ctx.attr("blocksize"),
-                                                 "mode": ctx.attr("mode", "DCR")}, perm=perm), perm)
+    return _blocks(ctx, "depth_to_space", mode=ctx.attr("mode", "DCR"))
 
 
 @converter("SpaceToDepth", since=13)
 def space_to_depth(ctx):
-    if ctx.rank(0) != 4:
-        raise Unsupported("SpaceToDepth of a tensor that is not 4-D")
-    perm = (0, 2, 3, 1)
-    return Held(ctx.tensor_op("space_to_depth", {"blocksize": ctx.attr("blocksize"),
-                                                 "mode": ctx.attr("mode", "DCR")}, perm=perm), perm)
+    return _blocks(ctx, "space_to_depth", mode=ctx.attr("mode", "DCR"))
