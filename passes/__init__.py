@@ -47,6 +47,9 @@ DEFAULT_PIPELINE: list[str] = [
     "recover-batchnorm",  # before fold-constants, which would merge Keras's statistics into two vectors
     "fold-constants",  # materialises weight fills and shape arithmetic as initializers
     "reshape-as-transpose",  # after folding (needs the target shape), before the transposes are cancelled
+    "transpose-before-flatten",  # before cancel-transposes, which then moves its channels-last Transpose
+    "unbatch-transpose",  # likewise: its one Transpose composes with the head split's
+    "unflatten-channels-last",  # likewise: its Transpose then meets the Conv that reads the image
     "cancel-transposes",  # after folding, so constant operands can be permuted to match
     "recover-prelu",  # after cancel-transposes: the slope constants are in the canonical layout
     "eliminate-identity",  # folding and Dropout-free graphs leave Identity chains behind
@@ -128,4 +131,7 @@ def _load_all() -> None:
         recover_prelu,
         reshape_as_transpose,
         to_nhwc,
+        transpose_before_flatten,
+        unbatch_transpose,
+        unflatten_channels_last,
     )
