@@ -26,14 +26,23 @@ _WEIGHT_SUFFIX = re.compile(r"([_./:](w|W|weight|weights|kernel|filter)(_0|:0)?)
 def fill_defaults(graph: ir.Graph) -> None:
     """Give every node without provenance a source (its layer's name) and source_op (its op).
 
-    The layer name is taken from the node's weight when that is named like one
-    (`conv1_1_w_0` -> `conv1_1`), else from the node's name.
+    The layer name is the source module's path where the file records one: a dynamo export's
+    `pkg.torch.onnx.name_scopes` (`[..., 'vit.encoder.layer.0.attention.attention.query',
+    'linear']`) or a TorchScript export's node name
+    (`/vit/encoder/layer.0/attention/attention/query/MatMul`), both giving
+    `vit.encoder.layer.0.attention.attention.query`; else the node's weight when that is named
+    like one (`conv1_1_w_0` -> `conv1_1`); else the node's name. Provenance already written
+    (irbridge's importers) is kept.
     """
+    from .exporters.torch import hierarchy  # pure Python, no torch
+
     for i, node in enumerate(graph):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
         props = node.metadata_props
-        props.setdefault(SOURCE, _weight_stem(node) or node.name)
+        if SOURCE not in props:
+            props[SOURCE] = (hierarchy.dynamo_path(props.get(hierarchy.SCOPES)) or hierarchy.scope_path(node.name)
+                             or _weight_stem(node) or node.name)
         props.setdefault(SOURCE_OP, node.op_type)
 
 

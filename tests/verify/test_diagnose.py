@@ -134,3 +134,61 @@ def test_html_report_plots_every_layer_and_marks_the_first_divergence(tmp_path):
     assert "first divergence: conv1" in text and "flipped 180 degrees" in text
     assert "MISMATCH" in text and "fc2" in text  # the outputs table
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def _tiny_vit_files(tmp_path, style):
+    """A tiny transformers ViT (random weights, nothing downloaded) exported by torch.onnx in
+    `style`, and a copy with the first attention layer's query weight stored transposed.
+    Returns (good, bad, the query projection's module path as the source model names it)."""
+    import contextlib
+    import io
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from irbridge.exporters.torch import hierarchy
+
+    torch.manual_seed(0)
+    cfg = transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=37, image_size=32, patch_size=8, num_labels=5)
+    vit = transformers.ViTForImageClassification(cfg).eval()
+    query = next(name for name, _ in vit.named_modules()
+                 if name.rsplit(".", 1)[-1] in ("query", "q_proj") and ".0." in name)
+    good, bad = tmp_path / f"vit_{style}.onnx", tmp_path / f"vit_{style}_bad.onnx"
+    x = torch.randn(2, 3, 32, 32)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if style == "dynamo":
+            torch.onnx.export(vit, (x,), dynamo=True, input_names=["pixel_values"], opset_version=18,
+                              dynamic_shapes={"pixel_values": {0: "batch"}}).save(str(good))
+        else:
+            torch.onnx.export(vit, (x,), str(good), input_names=["pixel_values"], opset_version=17,
+                              dynamic_axes={"pixel_values": {0: "batch"}}, dynamo=False)
+    model = onnx.load(good)
+    inits = {i.name: i for i in model.graph.initializer}
+    props = {n.name: {p.key: p.value for p in n.metadata_props} for n in model.graph.node}
+    node = next(n for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and query in (
+        hierarchy.scope_path(n.name), hierarchy.dynamo_path(props[n.name].get(hierarchy.SCOPES))))
+    weight = inits[next(i for i in node.input if i in inits)]
+    w = numpy_helper.to_array(weight)
+    assert w.shape[0] == w.shape[1] and not node.name.startswith(query)  # square: still runs; not named so
+    weight.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w.T), weight.name))
+    onnx.save(model, bad)
+    return good, bad, query
+
+
+@pytest.mark.parametrize("style", ["torchscript", "dynamo"])
+def test_foreign_vit_divergence_is_named_by_module_path(tmp_path, style, capsys):
+    """A ViT exported elsewhere carries no irbridge provenance: the layer is named from the
+    file's own records (TorchScript's node-name scopes, dynamo's name_scopes), not `node_MatMul_29`."""
+    from irbridge.cli import main
+
+    good, bad, query = _tiny_vit_files(tmp_path, style)
+    hint = f"{query}: the Dense weight's input and output axes are swapped: use w.T"
+    if style == "dynamo":  # through the API
+        d = irbridge.verify(str(good), str(bad), layerwise=True).first_divergence
+        assert d.layer == query and d.hint == hint, (d.layer, d.hint)
+        return
+    assert main(["verify", str(good), str(bad), "--layerwise"]) == 1  # through the CLI
+    out = capsys.readouterr().out
+    assert f"first divergence: layer {query} " in out and f"hint: {hint}" in out, out

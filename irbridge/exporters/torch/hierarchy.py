@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 
-_SCOPES = "pkg.torch.onnx.name_scopes"
+SCOPES = "pkg.torch.onnx.name_scopes"
 _SOURCE = "irbridge.source"
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^\d+$")
 
@@ -73,7 +73,7 @@ def param_path(node) -> str | None:
 def module_path(node) -> str | None:
     """The dotted module path of an onnx_ir node, or None when its records name no module."""
     props = node.metadata_props
-    path = param_path(node) or dynamo_path(props.get(_SCOPES))
+    path = param_path(node) or dynamo_path(props.get(SCOPES))
     if path:
         return path
     source = props.get(_SOURCE)
