@@ -1,1 +1,3 @@
 """Keras converters, one module per op family."""
+
+from . import attention  # noqa: F401  (registers the MultiHeadAttention pattern finder)
