@@ -96,6 +96,42 @@ def _mvn(x, axes=(0, 2, 3)):
     return (x - mean) / (std + 1e-9)
 
 
+def _layer_norm(x, scale, bias=None, axis=-1, epsilon=1e-5, outputs=1):
+    """ONNX LayerNormalization over axes axis.. (scale/bias broadcast from the right); with
+    outputs=3 also Mean and InvStdDev (kept dims)."""
+    axes = tuple(range(int(axis) % len(x.shape), len(x.shape)))
+    mean = ops.mean(x, axis=axes, keepdims=True)
+    d = x - mean
+    inv = ops.rsqrt(ops.mean(ops.square(d), axis=axes, keepdims=True) + epsilon)
+    y = d * inv * ops.cast(scale, x.dtype)
+    if bias is not None:
+        y = y + ops.cast(bias, x.dtype)
+    return (y, mean, inv)[:int(outputs)] if int(outputs) > 1 else y
+
+
+def _rms_norm(x, scale, axis=-1, epsilon=1e-5):
+    axes = tuple(range(int(axis) % len(x.shape), len(x.shape)))
+    return x * ops.rsqrt(ops.mean(ops.square(x), axis=axes, keepdims=True) + epsilon) * ops.cast(scale, x.dtype)
+
+
+def _group_norm(x, scale, bias, num_groups=0, epsilon=1e-5, per_channel=True):
+    """ONNX GroupNormalization of x (N, C, ...) with run-time scale/bias: per channel (opset 21)
+    or per group (opset 18); num_groups=0 is InstanceNormalization (a group per channel)."""
+    channels = x.shape[1]
+    groups = int(num_groups) or channels
+    shape = ops.shape(x)
+    g = ops.reshape(x, (-1, groups, channels // groups) + tuple(shape[2:]))
+    axes = tuple(range(2, len(g.shape)))
+    mean = ops.mean(g, axis=axes, keepdims=True)
+    d = g - mean
+    g = d * ops.rsqrt(ops.mean(ops.square(d), axis=axes, keepdims=True) + epsilon)
+    y = ops.reshape(g, (-1,) + tuple(shape[1:]))
+    if not per_channel and groups != channels:
+        scale, bias = ops.repeat(scale, channels // groups), ops.repeat(bias, channels // groups)
+    at = (1, channels) + (1,) * (len(x.shape) - 2)
+    return y * ops.reshape(ops.cast(scale, x.dtype), at) + ops.reshape(ops.cast(bias, x.dtype), at)
+
+
 def _one_hot(indices, depth, values, axis=-1):
     """ONNX OneHot: negative ids count from the end; ids outside [-depth, depth) are all off."""
     import tensorflow as tf
@@ -179,6 +215,7 @@ FUNCS = {
     "lp_norm": _lp_norm,
     "mvn": _mvn,
     "one_hot": _one_hot,
+    "layer_norm": _layer_norm, "rms_norm": _rms_norm, "group_norm": _group_norm,
     "eye_like": _eye_like,
     "depth_to_space": _depth_to_space,
     "space_to_depth": _space_to_depth,

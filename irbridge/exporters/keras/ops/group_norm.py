@@ -10,7 +10,7 @@ import numpy as np
 from ..builder import Held, fuser
 from ..registry import Unsupported, converter
 from .norm import _only_reader, _other
-from .tensor import ident
+from .tensor import ident, op
 
 
 def group_norm(ctx, x, groups, epsilon, gamma, beta):
@@ -35,9 +35,9 @@ def group_norm(ctx, x, groups, epsilon, gamma, beta):
 @converter("InstanceNormalization", since=6)
 def instance_norm(ctx):
     scale, bias = ctx.const(1), ctx.const(2)
-    if scale is None or bias is None:
-        raise Unsupported("an InstanceNormalization with a run-time scale or bias")
     x = ctx.node.inputs[0]
+    if scale is None or bias is None:  # no layer holds run-time weights: keras.ops
+        return op(ctx, "group_norm", {"num_groups": 0, "epsilon": ctx.attr("epsilon", 1e-5)})
     channels = x.shape[1] if x.shape is not None and len(x.shape) > 1 else None
     groups = channels if isinstance(channels, int) else 1  # (group_norm refuses an unknown C)
     return group_norm(ctx, x, groups, ctx.attr("epsilon", 1e-5), scale, bias)
@@ -46,9 +46,10 @@ def instance_norm(ctx):
 def _group_norm_op(per_channel):
     def convert(ctx):
         scale, bias = ctx.const(1), ctx.const(2)
-        if scale is None or bias is None:
-            raise Unsupported("a GroupNormalization with a run-time scale or bias")
         x, groups = ctx.node.inputs[0], int(ctx.attr("num_groups"))
+        if scale is None or bias is None:  # no layer holds run-time weights: keras.ops
+            return op(ctx, "group_norm", {"num_groups": groups, "epsilon": ctx.attr("epsilon", 1e-5),
+                                          "per_channel": per_channel})
         channels = x.shape[1] if x.shape is not None and len(x.shape) > 2 else None
         if not per_channel and isinstance(channels, int) and channels % groups == 0:  # opset 18: per group
             scale, bias = np.repeat(scale, channels // groups), np.repeat(bias, channels // groups)

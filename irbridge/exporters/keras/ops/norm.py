@@ -10,7 +10,7 @@ from .... import keras_layers
 from ....passes.assign_nhwc import channels_last
 from ..builder import Held, fuser
 from ..registry import Unsupported, converter
-from .tensor import held_perm, ident
+from .tensor import held_perm, ident, op
 
 
 @converter("BatchNormalization")
@@ -75,22 +75,35 @@ def normalize(ctx, x_index, first_axis, epsilon, scale, bias, rms=False):
     return Held(y, perm)
 
 
+def _stats_used(ctx) -> bool:
+    return any(o.uses() or o.is_graph_output() for o in ctx.node.outputs[1:] if o is not None and o.name)
+
+
 @converter("LayerNormalization", since=17)
 def layer_norm(ctx):
-    if len(ctx.node.outputs) > 1 and any(o.uses() or o.is_graph_output() for o in ctx.node.outputs[1:] if o):
-        raise Unsupported("LayerNormalization's mean and inverse deviation outputs")
+    """A LayerNormalization layer with the constant scale/bias as its weights; with run-time
+    scale/bias, or its Mean/InvStdDev outputs read, the same arithmetic in keras.ops."""
     scale, bias = ctx.const(1), ctx.const(2)
-    if scale is None or (ctx.has_input(2) and bias is None):
-        raise Unsupported("a LayerNormalization with a run-time scale or bias")
-    return normalize(ctx, 0, ctx.attr("axis", -1), ctx.attr("epsilon", 1e-5), scale, bias)
+    attrs = {"axis": ctx.attr("axis", -1), "epsilon": ctx.attr("epsilon", 1e-5)}
+    if scale is not None and (bias is not None or not ctx.has_input(2)) and not _stats_used(ctx):
+        try:
+            return normalize(ctx, 0, attrs["axis"], attrs["epsilon"], scale, bias)
+        except Unsupported:
+            pass
+    return op(ctx, "layer_norm", {**attrs, "outputs": len(ctx.node.outputs)}, inputs=[0, 1, 2])
 
 
 @converter("RMSNormalization", since=23)
 def rms_norm(ctx):
+    """RMSNormalization layer with a constant scale; a run-time scale in keras.ops."""
     scale = ctx.const(1)
-    if scale is None:
-        raise Unsupported("an RMSNormalization with a run-time scale")
-    return normalize(ctx, 0, ctx.attr("axis", -1), ctx.attr("epsilon", 1e-5), scale, None, rms=True)
+    axis, eps = ctx.attr("axis", -1), ctx.attr("epsilon", 1e-5)
+    if scale is not None:
+        try:
+            return normalize(ctx, 0, axis, eps, scale, None, rms=True)
+        except Unsupported:
+            pass
+    return op(ctx, "rms_norm", {"axis": axis, "epsilon": eps}, inputs=[0, 1])
 
 
 # --- decomposed patterns -----------------------------------------------------------------------------
