@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
+import subprocess
 
 import numpy as np
 import onnx
@@ -146,3 +148,27 @@ def test_saved_tflite_has_the_usual_mode(files, tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "m.tflite").stat().st_mode) == 0o640
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`make test` installs Debian's)")
+def test_quantized_html_renders_in_chromium(files, capsys, tmp_path):
+    report = tmp_path / "r.html"
+    assert _verify(capsys, files / "hard.onnx", files / "q.tflite", "--report", report)[0] == 0
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", report.read_text()), "loads from the network"
+
+    def chromium(*args):
+        res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              f"--user-data-dir={tmp_path / 'ud'}", "--window-size=1000,700", *args,
+                              f"file://{report}"], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    shot = tmp_path / "r.png"
+    chromium(f"--screenshot={shot}")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5_000
+    dom = chromium("--dump-dom")
+    assert re.search(r"<tr class=\"worst\"><td>conv_huge</td>", dom), dom[-3000:]
