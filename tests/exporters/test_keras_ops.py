@@ -112,6 +112,11 @@ def _np_cumprod(f):
     return [np.cumprod(f["x"], axis=1)]
 
 
+def _np_rms(f):
+    x = f["x"]
+    return [x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + 1e-5) * f["s"]]
+
+
 def _np_swish(f):
     x = f["x"]
     return [x / (1 + np.exp(-0.5 * x))]
@@ -122,6 +127,12 @@ KERAS_EXTRA_ROWS = [
      {"scale": w(2), "bias": w(2)}, 18, "GroupNormalization", None),
     ("group_norm_21", "GroupNormalization", {"num_groups": 3}, {"x": (2, 6, 4, 3)},
      {"scale": w(6), "bias": w(6)}, 21, "GroupNormalization", None),
+    ("group_norm_runtime_scale", "GroupNormalization", {"num_groups": 2}, {"x": (2, 4, 5), "s": (4,), "b": (4,)},
+     {}, 21, "TensorOp", None),
+    ("layer_norm_stats", "LayerNormalization", {"axis": 1}, {"x": (2, 3, 4), "s": (3, 4), "b": (4,)}, {}, 18,
+     "TensorOp", None),
+    ("rms_norm_runtime_scale", "RMSNormalization", {"axis": -1}, {"x": (2, 3, 4), "s": (4,)}, {}, 23, "TensorOp",
+     _np_rms),
     ("bitwise_and", "BitwiseAnd", {}, {"a": _ints((2, 5), -100, 100, np.int32), "b": _ints((2, 5), -100, 100, np.int32)},
      {}, 18, "TensorOp", None),
     ("bitwise_or", "BitwiseOr", {}, {"a": _ints((2, 5), 0, 255, np.uint8), "b": _ints((5,), 0, 255, np.uint8)},
@@ -155,7 +166,7 @@ def _extra_model(op, attrs, inputs, consts, opset):
         feeds[name] = x
         infos.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape))
     names = list(inputs) + list(consts)
-    outs = ["y", "i"] if op == "TopK" else ["y"]
+    outs = {"TopK": ["y", "i"], "LayerNormalization": ["y", "mean", "inv_std"]}.get(op, ["y"])
     node = helper.make_node(op, names, outs, **attrs)
     inits = [numpy_helper.from_array(np.asarray(c), n) for n, c in consts.items()]
     model = make_model([node], infos, [helper.make_empty_tensor_value_info(o) for o in outs], inits, opset=opset)
@@ -173,6 +184,7 @@ def test_keras_only_op_matches_the_reference(row):
     ref = numpy_ref(feeds) if numpy_ref else ort_run(model, feeds)
     km = irbridge.export(irbridge.normalize(irbridge.load(model)), "keras", check=False)
     got = keras_runner(km, info(km)).run(feeds)
+    assert len(got) == len(ref)
     for r, g in zip(ref, got.values()):
         assert np.asarray(g).dtype == np.asarray(r).dtype
         assert_close(g, r)
