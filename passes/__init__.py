@@ -51,6 +51,7 @@ DEFAULT_PIPELINE: list[str] = [
     "unbatch-transpose",  # likewise: its one Transpose composes with the head split's
     "unflatten-channels-last",  # likewise: its Transpose then meets the Conv that reads the image
     "cancel-transposes",  # after folding, so constant operands can be permuted to match
+    "sink-head-transposes",  # after cancel-transposes: moves only what it left, copying a Transpose per reader
     "recover-prelu",  # after cancel-transposes: the slope constants are in the canonical layout
     "eliminate-identity",  # folding and Dropout-free graphs leave Identity chains behind
     "remove-unused",  # drops what folding disconnected
@@ -130,6 +131,7 @@ def _load_all() -> None:
         recover_batchnorm,
         recover_prelu,
         reshape_as_transpose,
+        sink_head_transposes,
         to_nhwc,
         transpose_before_flatten,
         unbatch_transpose,

@@ -64,12 +64,21 @@ def is_dim(entry, x: ir.Value, axis: int, position: int | None = None, allowzero
         if y is x and k % len(x.shape) == axis % len(x.shape):
             return True
         other = y.shape[k] if y.shape is not None else None
-        return isinstance(d, int) and other == d
+        return same_size(other, d)
     if isinstance(entry, int):
         if entry == 0 and not allowzero and position is not None:
             return position % len(x.shape) == axis % len(x.shape)
         return isinstance(d, int) and entry == d > 0
     return False
+
+
+def same_size(a, b) -> bool:
+    """Two dims known to be equal: the same static size, or the same named symbolic dim (ONNX
+    declares dims with one dim_param equal)."""
+    if isinstance(a, int) or isinstance(b, int):
+        return isinstance(a, int) and a == b
+    va, vb = getattr(a, "value", None), getattr(b, "value", None)
+    return va is not None and va == vb
 
 
 def allowzero(node: ir.Node) -> bool:
