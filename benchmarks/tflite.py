@@ -138,7 +138,7 @@ def run(names: list[str], repeat: int, runs: int, cap: int) -> list[dict]:
                 conv["checked"].append(convert_irbridge(src, tmp / f"{name}.tflite", True))
                 conv["unchecked"].append(convert_irbridge(src, tmp / f"{name}_u.tflite", False))
                 conv["onnx2tf"].append(convert_peer(src, tmp / f"{name}_o2tf", cap))
-            row = {"model": name, **{k: _median(v) for k, v in conv.items()}}
+            row = {"model": name, "repeat": repeat, **{k: _median(v) for k, v in conv.items()}}
             files = {"irbridge": tmp / f"{name}.tflite"}
             peer_file = tmp / f"{name}_o2tf" / f"{name}_float32.tflite"
             if peer_file.exists():
@@ -170,7 +170,7 @@ def _ms(lat: dict | None, label: str) -> str:
     return f"{x[0]:.2f} ms ({x[1]:.1g})"
 
 
-def table(rows: list[dict], repeat: int, runs: int) -> str:
+def table(rows: list[dict], runs: int) -> str:
     import subprocess
 
     import ai_edge_litert
@@ -182,20 +182,20 @@ def table(rows: list[dict], repeat: int, runs: int) -> str:
                               capture_output=True, text=True).stdout.strip()
     lines = [machine({"tensorflow": tf.__version__, "ai-edge-litert": getattr(ai_edge_litert, "__version__", "?"),
                       "onnx2tf": f"{peer} (Python 3.12, default backend flatbuffer_direct)"}),
-             f"Conversion: median of {repeat} fresh processes per converter, alternating; irbridge *checked* is "
+             "Conversion: the median of *n* fresh processes per converter, alternating; irbridge *checked* is "
              "the default (the file run in LiteRT against onnxruntime at two batch sizes before it is written), "
              "onnx2tf runs no check. Latency: the float32 files in ai-edge-litert (XNNPACK, 2 threads), the same "
              f"seeded batch-1 inputs, median of {runs} invocations alternating between the files; in brackets the "
              "file's max |difference| from onnxruntime on those inputs. 2 cores shared with other jobs: "
              "timings are noisy.", "",
-             "| model | irbridge convert (checked) | irbridge (--no-check) | onnx2tf 2.x convert | "
+             "| model | n | irbridge convert (checked) | irbridge (--no-check) | onnx2tf 2.x convert | "
              "irbridge LiteRT | onnx2tf LiteRT | irbridge ÷ onnx2tf latency |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lat = r.get("latency") or {}
         a, b = lat.get("irbridge"), lat.get("onnx2tf")
         ratio = f"{a[0] / b[0]:.2f}x" if isinstance(a, tuple) and isinstance(b, tuple) else "—"
-        lines.append(f"| {r['model']} | {_s(r['checked'])} | {_s(r['unchecked'])} | {_s(r['onnx2tf'])} | "
+        lines.append(f"| {r['model']} | {r.get('repeat', 1)} | {_s(r['checked'])} | {_s(r['unchecked'])} | {_s(r['onnx2tf'])} | "
                      f"{_ms(lat, 'irbridge')} | {_ms(lat, 'onnx2tf')} | {ratio} |")
     return "\n".join(lines)
 
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-readme", action="store_true")
     args = p.parse_args(argv)
     rows = run(args.models, args.repeat, args.runs, int(args.cap_gb * 2**30))
-    text = table(rows, args.repeat, args.runs)
+    text = table(rows, args.runs)
     print(text)
     if not args.no_readme:
         write_readme_section(START, END, text)
