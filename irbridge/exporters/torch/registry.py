@@ -10,7 +10,7 @@ from .._registry import OpRegistry, Unsupported
 REGISTRY = OpRegistry(
     "irbridge.exporters.torch.ops",
     ["activation", "conv", "elementwise", "linear", "normalization", "pooling", "reduce", "tensor",
-     "indexing", "resize", "recurrent", "attention", "quantize", "controlflow", "sampling", "loss", "spectral"],
+     "indexing", "resize", "recurrent", "attention", "quantize", "controlflow", "sampling", "loss", "spectral", "detection"],
 )
 converter = REGISTRY.converter
 lookup = REGISTRY.lookup
