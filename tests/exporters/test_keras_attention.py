@@ -1,5 +1,5 @@
 """Attention blocks to keras.layers.MultiHeadAttention: the dynamic zoo's BERT (with its mask) and
-ViT (no mask) and a tiny `transformers` BERT (TorchScript, opset 17) get one MHA layer per encoder
+ViT (no mask) and a tiny `transformers` BERT (TorchScript opset 17, and dynamo) get one MHA layer per encoder
 layer and no Permute; the .keras file reloads and matches onnxruntime on the source file at two
 batch sizes and two sequence lengths (the TF SavedModel at one more). Blocks built with
 onnx.helper: the exact pattern (self- and cross-attention) becomes MHA; a scale that is not
@@ -89,9 +89,10 @@ def test_dynamic_zoo_vit_attention_is_multi_head_attention(tmp_path):
         _reloaded_matches(src, tmp_path, sizes, dynamic_zoo.LAYERS)
 
 
-def test_transformers_bert_attention_is_multi_head_attention(tmp_path):
+@pytest.mark.parametrize("row", ["bert", "bert_dynamo"])  # TorchScript opset 17; dynamo (B*H-merged keys)
+def test_transformers_bert_attention_is_multi_head_attention(row, tmp_path):
     pytest.importorskip("torch")
-    src = dict(HF_ROWS)["bert"](tmp_path)
+    src = dict(HF_ROWS)[row](tmp_path)
     km = _keras_only(src, tmp_path)
     assert "Permute" not in _kinds(km)
     assert [m.name for m in _mha_layers(km)] == [f"model_bert_encoder_layer_{i}_attention" for i in range(2)]

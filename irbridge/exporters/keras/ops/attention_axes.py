@@ -82,12 +82,15 @@ class Axes:
     def __init__(self):
         self.of: dict = {}  # ir.Value -> tuple of axis names
         self.size: dict = {}  # axis name -> int (where known)
+        self.symbols: dict = {}  # the input's named free dims ('batch') -> axis name
 
     def start(self, x, names):
         self.of[x] = names
         for n, d in zip(names, x.shape):
             if isinstance(d, int):
                 self.size.setdefault(n, d)
+            elif getattr(d, "value", None):  # a named free dim: the same size wherever it is read
+                self.symbols.setdefault(d.value, n)
 
     def _is(self, entry, name):
         return entry == name or (isinstance(entry, int) and self.size.get(name) == entry)
@@ -112,10 +115,10 @@ class Axes:
         out = []
         for k, e in enumerate(raw):
             if isinstance(e, tuple):
-                src = self.of.get(e[1])
-                if src is None:
+                src, dim = self.of.get(e[1]), e[1].shape[e[2]]
+                if src is None and getattr(dim, "value", None) not in self.symbols:
                     raise NoMatch(f"{node.name} reads the size of a value outside the block")
-                out.append(src[e[2]])
+                out.append(src[e[2]] if src is not None else self.symbols[dim.value])
             elif e == 0 and not allowzero and k < len(names):
                 out.append(names[k])
             else:
@@ -138,6 +141,13 @@ class Axes:
             return names[0], names[1], "H", head_dim
         if len(names) == 4 and len(out) == 4 and all(e is None or self._is(e, n) for e, n in zip(out, names)):
             return names  # a Reshape that changes nothing
+        if len(names) == 4 and len(out) == 3 and all(self._is(e, n) or e is None and k == 0
+                                                      for k, (e, n) in enumerate(zip(out, (None,) + names[2:]))):
+            return (names[0] + "*" + names[1],) + names[2:]  # (B, H, S, D) -> (B*H, S, D)
+        if len(names) == 3 and "*" in names[0] and len(out) == 4 and \
+                all(e is None and k < 2 or self._is(e, n) for k, (e, n) in
+                    enumerate(zip(out, tuple(names[0].split("*")) + names[1:]))) and out.count(None) <= 1:
+            return tuple(names[0].split("*")) + names[1:]  # and back
         if len(names) == 4 and names[2:] == ("H", "Dv") and len(out) == 3 and self._is(out[0], names[0]) \
                 and (out[1] is None or self._is(out[1], names[1])):  # merge the heads back
             width = self.size["H"] * self.size["Dv"]
