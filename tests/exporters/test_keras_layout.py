@@ -1,0 +1,135 @@
+"""Layout of transformer exports to Keras (issue 16, "Layout"): sequence tensors keep their
+order and no Permute layer (nor a transposing TensorOp) is left inside the blocks.
+
+Each row exports a model to Keras with `irbridge.convert` (checked against onnxruntime at two
+sizes), counts the layers that move data between layouts, and compares the Keras model with
+onnxruntime on the source file at batch 2 and 3 (other image sizes / sequence lengths too).
+What is asserted, per row:
+
+- ViT (irbridge's dynamic zoo, free batch/height/width): no Permute at all. Its NCHW image
+  input is NHWC by default, and the patch embedding's flatten reads the NHWC conv output as it
+  is held (the transpose-before-flatten pass).
+- wav2vec2-style audio front end (Conv1D stack, free batch/samples): one Permute, the entry's:
+  the raw [batch, samples] input is unsqueezed to [batch, 1, samples] for the first Conv1D
+  and a channels-last Conv1D reads it as [batch, samples, 1]. None after it: the (B, C, T) ->
+  (B, T, C) transpose before the LayerNorm is a free view.
+- LLaMA (transformers, dynamo export, grouped-query attention, rotary embedding): no Permute
+  (the unbatch-transpose and sink-head-transposes passes).
+- with IRBRIDGE_FULL_ZOO=1 also GPT-2 (none), DeiT and CLIP vision (none), and Whisper's
+  encoder, whose two (one per block) remain: see WHISPER_HEAD_MERGE.
+
+The nine zoo CNNs staying Permute-free is tests/exporters/test_keras_zoo.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_close, zoo_subset
+from tests.exporters.test_torch_dynamic import make_feeds, ort_file
+
+keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install irbridge[torch])")
+
+# TorchScript's export of Whisper's attention writes a Reshape between the attention MatMul and
+# the head-merge Transpose whose target is read from other tensors' shapes; that it keeps its
+# input's shape is not provable from the graph, so the Transpose after it costs one Permute.
+WHISPER_HEAD_MERGE = 2
+
+TEXT = [{"batch": 2, "sequence": 7}, {"batch": 3, "sequence": 11}]
+
+
+def _dynamic_zoo(name):
+    def build(tmp_path):
+        from irbridge.models import dynamic_zoo
+
+        return dynamic_zoo.export_onnx(name, tmp_path / f"{name}.onnx")
+    return build
+
+
+def _hf_zoo(name):
+    def build(tmp_path):
+        pytest.importorskip("transformers")
+        from irbridge.models import hf_zoo
+
+        return hf_zoo.export(name, tmp_path / f"{name}.onnx")
+    return build
+
+
+def _hf_row(name):
+    def build(tmp_path):
+        from tests.exporters.test_keras_transformers import HF_ROWS
+
+        return dict(HF_ROWS)[name](tmp_path)
+    return build
+
+
+# name -> (build(tmp_path) -> .onnx path, sizes of the free dims, Permutes expected, where they are)
+ROWS = {
+    "vit": (_dynamic_zoo("vit"), [{"batch": 2, "height": 12, "width": 20}, {"batch": 3, "height": 20, "width": 8}],
+            0, None),
+    "audio": (_dynamic_zoo("audio"), [{"batch": 2, "samples": 1600}, {"batch": 3, "samples": 2400}], 1, "entry"),
+    "llama": (_hf_row("llama"), TEXT, 0, None),
+    "gpt2": (_hf_row("gpt2"), TEXT, 0, None),
+    "deit": (_hf_zoo("deit"), [{"batch": 2}, {"batch": 3}], 0, None),
+    "clip_vision": (_hf_zoo("clip_vision"), [{"batch": 2}, {"batch": 3}], 0, None),
+    "whisper_encoder": (_hf_zoo("whisper_encoder"), [{"batch": 2}, {"batch": 3}], WHISPER_HEAD_MERGE, "head merge"),
+}
+
+
+def layout_layers(km) -> tuple[list, list]:
+    """(Permute layers, TensorOp layers that transpose) of a Keras model."""
+    permutes = [layer for layer in km.layers if isinstance(layer, keras.layers.Permute)]
+    transposes = [layer for layer in km.layers if type(layer).__name__ == "TensorOp"
+                  and layer.get_config().get("op") == "transpose"]
+    return permutes, transposes
+
+
+@pytest.mark.parametrize("name", zoo_subset(ROWS, everyday=("vit", "audio", "llama")))
+def test_transformer_exports_hold_no_permute_in_their_blocks(name, tmp_path):
+    import irbridge
+    from irbridge.exporters.keras import info
+
+    build, sizes, expected, where = ROWS[name]
+    src = build(tmp_path)
+    res = irbridge.convert(str(src), "keras")
+    assert res.report.ok, str(res.report)
+    km = res.exported
+    permutes, transposes = layout_layers(km)
+    assert transposes == []
+    assert len(permutes) == expected, [layer.name for layer in permutes]
+    if where == "entry":  # the one Permute reads the Unsqueeze of the raw input, before any block
+        (p,) = permutes
+        unsqueeze = p.input._keras_history.operation
+        assert unsqueeze.name == "Unsqueeze" and unsqueeze.input is km.inputs[0]
+        assert type(km.layers[km.layers.index(p) + 1]).__name__ == "Conv1D"
+    import onnx
+
+    names = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
+    layout = info(km)
+    for k, size in enumerate(sizes):
+        feeds = make_feeds(src, size, seed=11 + k)
+        refs = ort_file(src, feeds)
+        xs = [feeds[n] for n in names if n in feeds]
+        xs = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x for x in xs]  # images NHWC
+        got = km(xs if len(xs) > 1 else xs[0], training=False)
+        got = got if isinstance(got, (list, tuple)) else [got]
+        for g, r, (_, perm) in zip(got, refs, layout["outputs"]):
+            assert_close(np.asarray(g).transpose(np.argsort(perm)), r)
+
+
+def test_keep_nchw_io_costs_the_vit_one_permute_at_its_image_input(tmp_path):
+    """With NCHW kept at the interface, the image enters through one Permute (to NHWC for the
+    patch conv) and that is the only one."""
+    import irbridge
+
+    src = ROWS["vit"][0](tmp_path)
+    res = irbridge.convert(str(src), "keras", keep_nchw_io=True)
+    assert res.report.ok, str(res.report)
+    km = res.exported
+    permutes, transposes = layout_layers(km)
+    assert transposes == [] and len(permutes) == 1
+    assert permutes[0].input is km.inputs[0]
+    feeds = make_feeds(src, {"batch": 3, "height": 8, "width": 16}, seed=5)
+    assert_close(np.asarray(km(feeds["pixel_values"], training=False)), ort_file(src, feeds)[0])
