@@ -123,6 +123,33 @@ def test_exact_gelu_erfc():
     assert_close(_ort(m, {"img": x}), np.asarray(km(x)))
 
 
+def test_same_padding_at_free_sides_back_to_keras_and_to_torch(torch):
+    """TF's padding='same' over free image sides is ONNX auto_pad SAME_UPPER at an unknown size
+    (the extra pad at the end, how much decided at run time): Keras's own 'same' layers again
+    (strided, grouped, depthwise convs; max and average pools, the average over real elements
+    only), and PyTorch code that pads from the live size (InceptionV3, RegNet, ResNet-RS).
+    Checked against Keras at an odd and an even side, batch 2 and 3."""
+    import irbridge
+
+    L = keras.layers
+    inp = keras.Input((None, None, 4), name="img")
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="conv_s2")(inp)
+    x = L.AveragePooling2D(3, strides=1, padding="same", name="avg_s1")(x)
+    x = L.Conv2D(8, 3, strides=2, padding="same", groups=4, name="group_s2")(x)
+    x = L.MaxPooling2D(3, strides=2, padding="same", name="max_s2")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", name="dw_s2")(x)
+    x = L.AveragePooling2D(2, strides=2, padding="same", name="avg_s2")(L.Conv2D(8, 3, padding="same", name="conv")(x))
+    km = keras_apps.reseed(keras.Model(inp, x), 0)
+    m = irbridge.normalize(irbridge.load(km))
+    back, torch_model = irbridge.export(m, "keras"), irbridge.export(m, "torch")
+    assert {type(layer).__name__ for layer in back.layers} >= {"Conv2D", "MaxPooling2D", "AveragePooling2D"}
+    for batch, (h, w) in ((2, (37, 40)), (3, (50, 33))):
+        x = np.random.default_rng(batch).standard_normal((batch, h, w, 4)).astype(np.float32)
+        ref = np.asarray(km(x))
+        assert_close(np.asarray(back(x)), ref)
+        assert_close(_torch_out(torch_model, x), ref)
+
+
 def test_tf_ops_without_onnx_equivalent_are_refused_by_name():
     """Everything TF leaves in a graph is handled or refused by name, never passed on."""
     import tensorflow as tf
@@ -147,10 +174,12 @@ def _torch_out(module, x):
     return (out[0] if isinstance(out, (list, tuple)) else out).numpy()
 
 
-def _convert_all(km, sizes, batches=(2, 3)):
+def _convert_all(km, sizes, batches=(2, 3), save_to=None, make_input=_image):
     """Keras -> ONNX -> PyTorch (each checked by irbridge against onnxruntime at two batches),
     then compared with Keras itself; Keras -> ONNX -> Keras where the exporter takes the ops.
-    Returns {target: 'ok' | why not}."""
+    `save_to`: also write the PyTorch export there (model.py + weights.safetensors) and run the
+    module a user reloads from it at the same sizes; `make_input(batch, size, seed)` draws the
+    images (pixel values for a model that rescales them). Returns {target: 'ok' | why not}."""
     import irbridge
 
     results = {}
@@ -163,11 +192,18 @@ def _convert_all(km, sizes, batches=(2, 3)):
     m = irbridge.normalize(m)
     onnx_model = irbridge.export(m.clone() if hasattr(m, "clone") else m, "onnx")
     torch_model = irbridge.export(m, "torch")
+    torch_models = [torch_model]
+    if save_to is not None:
+        from tests.exporters.test_torch_dynamic import load_as_user
+
+        irbridge.save(torch_model, save_to)
+        torch_models.append(load_as_user(save_to))
     for size in sizes:
         for batch in batches:
-            x = _image(batch, size, seed=batch + size)
+            x = make_input(batch, size, seed=batch + size)
             ref = np.asarray(km(x, training=False))
-            assert_close(_torch_out(torch_model, x), ref)
+            for module in torch_models:
+                assert_close(_torch_out(module, x), ref)
             assert_close(_ort(onnx_model, {onnx_model.graph.inputs[0].name: x}), ref)
     results["torch"] = results["onnx"] = "ok"
     try:
@@ -175,9 +211,10 @@ def _convert_all(km, sizes, batches=(2, 3)):
     except irbridge.UnsupportedError as e:  # the Keras exporter's coverage, not the importer's
         results["keras"] = f"unsupported: {str(e).splitlines()[0][:120]}"
         return results
-    for batch in batches:
-        x = _image(batch, sizes[0], seed=7 + batch)
-        assert_close(np.asarray(back(x, training=False)), np.asarray(km(x, training=False)))
+    for size in sizes:
+        for batch in batches:
+            x = make_input(batch, size, seed=7 + batch + size)
+            assert_close(np.asarray(back(x, training=False)), np.asarray(km(x, training=False)))
     results["keras"] = "ok"
     return results
 
@@ -190,9 +227,7 @@ def test_family_converts_and_matches_keras(family, torch, record_property):
     size = keras_apps.APPS[family][1]
     results = _convert_all(km, [size])
     record_property("targets", results)
-    # back to Keras too; NASNetMobile's cells were not re-run since uneven zero padding of
-    # NHWC data (MobileNetV3, EfficientNet) became ZeroPadding2D
-    assert results["keras"] == "ok" or family in ("NASNetMobile",), results
+    assert results["keras"] == "ok", results  # back to Keras too
 
 
 @pytest.mark.slow
@@ -201,16 +236,15 @@ def test_family_converts_and_matches_keras(family, torch, record_property):
     pytest.param("DenseNet121", marks=pytest.mark.xfail(
         strict=True, reason="the export check's size search takes 8x8, where onnxruntime runs the graph to an "
                             "empty 0x0 map and PyTorch's AvgPool2d raises; the import check lets Keras pick")),
-    pytest.param("InceptionV3", marks=pytest.mark.xfail(
-        strict=True, reason="the PyTorch exporter refuses AveragePool auto_pad=SAME without padding counted "
-                            "at an unknown image size (TF's AvgPool SAME); fixed sizes convert")),
+    "InceptionV3",  # TF's AvgPool SAME at free sides: the divisor computed from the live size
 ]))
-def test_family_with_free_image_sides(family, torch):
+def test_family_with_free_image_sides(family, torch, tmp_path):
     """include_top=False, pooling='avg', input (None, None, None, 3): the batch and both sides
-    stay free in the export and match Keras at two batches and two sizes."""
+    stay free in the export (the in-memory module and the written model.py) and match Keras at
+    two batches and two sizes, one odd and one even (SAME padding splits unevenly at one)."""
     km = keras_apps.app(family, free=True, seed=2)
     smallest = keras_apps.APPS[family][1]
-    _convert_all(km, [smallest, smallest + 16])
+    _convert_all(km, [smallest, smallest + 17], save_to=tmp_path / "torch")
 
 
 @pytest.mark.slow

@@ -59,13 +59,13 @@ def conv(ctx):
     n = w.ndim - 2
     keras_layer(CONV, n)
     win = window(ctx, list(w.shape[2:]))
-    if win.pads is None:
-        raise Unsupported("auto_pad SAME with an unknown input size")
+    if win.pads is None and not win.same_upper:  # Keras's 'same' (TF's SAME) pads the extra at the end
+        raise Unsupported("auto_pad SAME_LOWER with an unknown input size")
     if any(s > 1 for s in win.strides) and any(d > 1 for d in win.dilations):
         raise Unsupported("strides and dilations together (Keras allows one or the other)")
     group = ctx.attr("group", 1)
     x = ctx.x(0, channels_last(n + 2))
-    padding, pads = _padding(win)
+    padding, pads = ("same", []) if win.pads is None else _padding(win)  # SAME_UPPER at a free size: 'same'
     x = zero_pad(ctx, x, pads)
     common = dict(kernel_size=tuple(w.shape[2:]), strides=tuple(win.strides), padding=padding,
                   dilation_rate=tuple(win.dilations), use_bias=b is not None,

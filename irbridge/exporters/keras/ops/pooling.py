@@ -97,10 +97,24 @@ class Geometry:
                          pool_size=list(self.kernel), strides=list(self.strides), **kw)
 
 
+def free_same(ctx, table):
+    """auto_pad SAME_UPPER over a size known only at run time -> Keras's padding='same' (TF's
+    SAME: the extra pad at the end, a max never taken over pads, an average over real elements);
+    None where that is not the same pooling."""
+    kernel = list(ctx.attr("kernel_shape"))
+    win = window(ctx, kernel)
+    if win.pads is not None or not win.same_upper or any(d != 1 for d in win.dilations) or ctx.attr("ceil_mode", 0):
+        return None
+    return ctx.layer(keras_layer(table, len(kernel)), ctx.x(0, channels_last(len(kernel) + 2)), padding="same",
+                     pool_size=tuple(kernel), strides=tuple(win.strides))
+
+
 @converter("MaxPool")
 def max_pool(ctx):
     if len(ctx.node.outputs) > 1 and (ctx.node.outputs[1].uses() or ctx.node.outputs[1].is_graph_output()):
         raise Unsupported("the Indices output of MaxPool")
+    if (y := free_same(ctx, MAX)) is not None:
+        return y
     g = Geometry(ctx)
     x = ctx.x(0, channels_last(g.n + 2))
     cls = keras_layer(MAX, g.n)
@@ -117,8 +131,10 @@ def max_pool(ctx):
 
 @converter("AveragePool")
 def average_pool(ctx):
-    g = Geometry(ctx)
     include_pad = bool(ctx.attr("count_include_pad", 0))
+    if not include_pad and (y := free_same(ctx, AVERAGE)) is not None:
+        return y
+    g = Geometry(ctx)
     x = ctx.x(0, channels_last(g.n + 2))
     cls = keras_layer(AVERAGE, g.n)
     if not g.padded:
