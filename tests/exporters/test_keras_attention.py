@@ -105,8 +105,10 @@ E, H, D = 16, 4, 4
 
 
 def _attention_model(scale=D ** -0.5, split=(H, D), q_perm=(0, 2, 1, 3), k_perm=(0, 2, 3, 1),
-                     out_perm=(0, 2, 1, 3), cross=False, seed=0):
-    """x [batch, seq, E] (and y [batch, kv, E] when `cross`) -> attention -> [batch, seq, E]."""
+                     out_perm=(0, 2, 1, 3), cross=False, mask=None, seed=0):
+    """x [batch, seq, E] (and y [batch, kv, E] when `cross`) -> attention -> [batch, seq, E];
+    `mask` "int": m [batch, seq] 0/1 added to the scores as (1 - m) * finfo.min (as BERT does);
+    "float": bias [batch, 1, 1, seq] added to the scores as it is."""
     rng = np.random.default_rng(seed)
     inits, nodes = [], []
 
@@ -132,7 +134,18 @@ def _attention_model(scale=D ** -0.5, split=(H, D), q_perm=(0, 2, 1, 3), k_perm=
     nodes += [
         helper.make_node("MatMul", [heads["q"], heads["k"]], ["scores"]),
         helper.make_node("Mul", ["scores", const("scale", np.array(scale, np.float32))], ["scaled"]),
-        helper.make_node("Softmax", ["scaled"], ["probs"], axis=-1),
+    ]
+    if mask == "int":
+        nodes += [
+            helper.make_node("Unsqueeze", ["m", const("axes", np.array([1, 2], np.int64))], ["m4"]),
+            helper.make_node("Cast", ["m4"], ["mf"], to=TensorProto.FLOAT),
+            helper.make_node("Sub", [const("one", np.array(1.0, np.float32)), "mf"], ["inv"]),
+            helper.make_node("Mul", ["inv", const("min", np.array(np.finfo(np.float32).min, np.float32))], ["bias"]),
+        ]
+    if mask:
+        nodes.append(helper.make_node("Add", ["scaled", "bias"], ["masked"]))
+    nodes += [
+        helper.make_node("Softmax", ["masked" if mask else "scaled"], ["probs"], axis=-1),
         helper.make_node("MatMul", ["probs", heads["v"]], ["ctx"]),
         helper.make_node("Transpose", ["ctx"], ["ctx_t"], perm=list(out_perm)),
         helper.make_node("Reshape", ["ctx_t", const("merge", np.array([0, 0, E], np.int64))], ["merged"]),
@@ -142,6 +155,10 @@ def _attention_model(scale=D ** -0.5, split=(H, D), q_perm=(0, 2, 1, 3), k_perm=
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", E])]
     if cross:
         inputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "kv", E]))
+    if mask == "int":
+        inputs.append(helper.make_tensor_value_info("m", TensorProto.INT64, ["batch", "seq"]))
+    elif mask == "float":
+        inputs.append(helper.make_tensor_value_info("bias", TensorProto.FLOAT, ["batch", 1, 1, "seq"]))
     return make_model(nodes, inputs, [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq", E])],
                       inits)
 
@@ -149,6 +166,8 @@ def _attention_model(scale=D ** -0.5, split=(H, D), q_perm=(0, 2, 1, 3), k_perm=
 ROWS = [  # id, block, MHA layers, why not (the debug log's reason)
     ("self", dict(), 1, None),
     ("cross", dict(cross=True), 1, None),
+    ("mask_from_0_1_ids", dict(mask="int"), 1, None),
+    ("mask_any_float", dict(mask="float"), 0, "an Add on the scores that is not a mask made from 0/1 values"),
     ("scale_not_inverse_sqrt_head_dim", dict(scale=0.3), 0, "scaled by 0.3, not 1/sqrt(4)"),
     # heads interleaved: [batch, seq, head_dim, heads] -> the heads are the last axis of the split
     ("heads_split_in_another_order", dict(split=(D, H), q_perm=(0, 3, 1, 2), k_perm=(0, 3, 2, 1),
@@ -181,5 +200,11 @@ def test_helper_built_attention(kwargs, mha, why, tmp_path, caplog):
         feeds = {"x": rng.standard_normal((batch, seq, E)).astype(np.float32)}
         if kwargs.get("cross"):
             feeds["y"] = rng.standard_normal((batch, kv, E)).astype(np.float32)
+        if kwargs.get("mask") == "int":  # padded positions in every row but one token kept
+            feeds["m"] = rng.integers(0, 2, (batch, seq))
+            feeds["m"][:, 0] = 1
+            assert (feeds["m"] == 0).any()
+        elif kwargs.get("mask") == "float":
+            feeds["bias"] = rng.standard_normal((batch, 1, 1, seq)).astype(np.float32)
         got = km(list(feeds.values()) if len(feeds) > 1 else feeds["x"], training=False)
         assert_close(np.asarray(got), ort_run(model, feeds)[0])
