@@ -47,6 +47,7 @@ DEFAULT_PIPELINE: list[str] = [
     "recover-batchnorm",  # before fold-constants, which would merge Keras's statistics into two vectors
     "fold-constants",  # materialises weight fills and shape arithmetic as initializers
     "reshape-as-transpose",  # after folding (needs the target shape), before the transposes are cancelled
+    "drop-noop-reshape",  # before the passes below, which see a Transpose's producer only without it
     "transpose-before-flatten",  # before cancel-transposes, which then moves its channels-last Transpose
     "unbatch-transpose",  # likewise: its one Transpose composes with the head split's
     "unflatten-channels-last",  # likewise: its Transpose then meets the Conv that reads the image
@@ -123,6 +124,7 @@ def _load_all() -> None:
         common,
         conv_to_dense,
         dense_to_conv,
+        drop_noop_reshape,
         fold_batchnorm,
         fold_constants,
         fold_kernel_flip,

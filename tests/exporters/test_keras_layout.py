@@ -15,8 +15,8 @@ What is asserted, per row:
   (B, T, C) transpose before the LayerNorm is a free view.
 - LLaMA (transformers, dynamo export, grouped-query attention, rotary embedding): no Permute
   (the unbatch-transpose and sink-head-transposes passes).
-- with IRBRIDGE_FULL_ZOO=1 also GPT-2 (none), DeiT and CLIP vision (none), and Whisper's
-  encoder, whose two (one per block) remain: see WHISPER_HEAD_MERGE.
+- with IRBRIDGE_FULL_ZOO=1 also GPT-2, DeiT, CLIP vision and Whisper's encoder: none (Whisper's
+  head merge through the drop-noop-reshape pass).
 
 The nine zoo CNNs staying Permute-free is tests/exporters/test_keras_zoo.py.
 """
@@ -31,11 +31,6 @@ from tests.exporters.test_torch_dynamic import make_feeds, ort_file
 
 keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install irbridge[torch])")
-
-# TorchScript's export of Whisper's attention writes a Reshape between the attention MatMul and
-# the head-merge Transpose whose target is read from other tensors' shapes; that it keeps its
-# input's shape is not provable from the graph, so the Transpose after it costs one Permute.
-WHISPER_HEAD_MERGE = 2
 
 TEXT = [{"batch": 2, "sequence": 7}, {"batch": 3, "sequence": 11}]
 
@@ -74,7 +69,7 @@ ROWS = {
     "gpt2": (_hf_row("gpt2"), TEXT, 0, None),
     "deit": (_hf_zoo("deit"), [{"batch": 2}, {"batch": 3}], 0, None),
     "clip_vision": (_hf_zoo("clip_vision"), [{"batch": 2}, {"batch": 3}], 0, None),
-    "whisper_encoder": (_hf_zoo("whisper_encoder"), [{"batch": 2}, {"batch": 3}], WHISPER_HEAD_MERGE, "head merge"),
+    "whisper_encoder": (_hf_zoo("whisper_encoder"), [{"batch": 2}, {"batch": 3}], 0, None),
 }
 
 

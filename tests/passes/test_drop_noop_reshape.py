@@ -1,0 +1,65 @@
+"""drop-noop-reshape: Whisper's attention-output Reshape (sizes read from other tensors, one -1)
+is removed when every other entry provably is the input's size (structure checked, onnxruntime
+before and after at batch 2 and 3); Reshapes that may change the shape stay."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from irbridge import passes
+from tests.conftest import make_model, ort_run, seeded
+
+F = TensorProto.FLOAT
+
+
+def _const(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def _attention_output(entry2_from: str, minus_one_at: int = 1):
+    """a[B,4,6,8] (MatMul of p[B,4,6,6] and v[B,4,6,8]) -> Reshape([Shape(a)[0], -1, Shape(<entry2_from>)[1], 8])
+    -> Transpose(0,2,1,3) -> y."""
+    middle = ["minus_one", "s1"] if minus_one_at == 1 else ["s1", "minus_one"]
+    nodes = [helper.make_node("MatMul", ["p", "v"], ["a"]),
+             helper.make_node("Shape", ["a"], ["sa"]),
+             helper.make_node("Gather", ["sa", "i0"], ["b"], axis=0),
+             helper.make_node("Shape", [entry2_from], ["sh"]),
+             helper.make_node("Gather", ["sh", "i1"], ["s1"], axis=0),
+             helper.make_node("Concat", ["b", *middle, "eight"], ["target"], axis=0),
+             helper.make_node("Reshape", ["a", "target"], ["r"], name="noop"),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 1, 3])]
+    inputs = [helper.make_tensor_value_info("p", F, ["batch", 4, 6, 6]),
+              helper.make_tensor_value_info("v", F, ["batch", 4, 6, 8]),
+              helper.make_tensor_value_info("h", F, ["batch", 6, 32]),
+              helper.make_tensor_value_info("g", F, ["batch", "free", 32])]
+    proto = make_model(nodes, inputs, [helper.make_tensor_value_info("y", F, None)],
+                       [_const("i0", [0]), _const("i1", [1]), _const("minus_one", [-1]), _const("eight", [8])])
+    return ir.serde.deserialize_model(proto)
+
+
+def _feeds(batch):
+    return {"p": seeded((batch, 4, 6, 6), seed=batch), "v": seeded((batch, 4, 6, 8), seed=batch + 10),
+            "h": seeded((batch, 6, 32), seed=3), "g": seeded((batch, 6, 32), seed=4)}
+
+
+def test_a_reshape_to_the_inputs_own_shape_is_removed():
+    model = _attention_output("h")
+    before = ir.to_proto(model)
+    passes.run(model, ["drop-noop-reshape", "remove-unused"])
+    assert [n.op_type for n in model.graph] == ["MatMul", "Transpose"]
+    for batch in (2, 3):
+        feeds = _feeds(batch)
+        np.testing.assert_array_equal(ort_run(ir.to_proto(model), feeds)[0], ort_run(before, feeds)[0])
+
+
+@pytest.mark.parametrize("entry2_from, minus_one_at", [
+    ("g", 1),  # a size read from a tensor whose axis 1 is free: maybe not 6
+    ("h", 2),  # [B, 6, -1, 8] from [B, 4, 6, 8]: a real reshape
+])
+def test_a_reshape_that_may_change_the_shape_stays(entry2_from, minus_one_at):
+    model = _attention_output(entry2_from, minus_one_at)
+    passes.run(model, ["drop-noop-reshape"])
+    assert "Reshape" in [n.op_type for n in model.graph]
