@@ -27,6 +27,7 @@ from torch import nn
 
 from ... import provenance
 from . import builder as _builder
+from . import convert as _convert
 from .registry import Unsupported
 
 # Names a control-flow module's own attributes may not take (its methods, Python's words).
@@ -105,11 +106,11 @@ class ControlFlow:
         for v in list(graph.inputs) + list(captured):
             ph = sb.graph.placeholder(provenance.python_name(v.name or "v"))
             sb.env[v.name] = ph
-        problems = _builder.convert_nodes(sb, graph)
+        problems = _convert.convert_nodes(sb, graph)
         if problems:
             raise Unsupported(f"its {name} cannot be converted: " + "; ".join(
                 f"{n.name or n.op_type}: {n.op_type}: {why}" for n, why in problems))
-        _builder.finish(sb, graph)
+        _convert.finish(sb, graph)
         self.graphs[name] = sb.graph
 
     def finish(self, forward: str, args: list) -> fx.Node:
