@@ -106,8 +106,10 @@ def _chain_to(blk, v, taken):
         v = nxt
 
 
-def _side(blk, v, taken, x_names, head_dim, want, label):
-    """Check the path from a projection (output axis `label`) to `v`: (x, W, b, MatMul, scale)."""
+def _side(blk, v, reader, taken, x_names, head_dim, want, label):
+    """Check the path from a projection (output axis `label`) to `v`, which only `reader` reads:
+    (x, W, b, MatMul, scale)."""
+    _only_reader(blk, v, reader)
     (x, w, b, mm, out), chain, scale = _chain_to(blk, v, taken)
     if x not in blk.axes.of:
         blk.axes.start(x, x_names)
@@ -209,14 +211,14 @@ def match(softmax, taken) -> _Block:
     av = uses[0][0]
     blk.nodes.add(av)
     kv_names = ("B", "T", "E")
-    xq, wq, bq, mq, sq = _side(blk, qk.inputs[0], taken, ("B", "T", "E"), "D", ("B", "H", "T", "D"), "Pq")
+    xq, wq, bq, mq, sq = _side(blk, qk.inputs[0], qk, taken, ("B", "T", "E"), "D", ("B", "H", "T", "D"), "Pq")
     xk_src = qk.inputs[1]
     cross = _chain_to(_Block(), xk_src, taken)[0][0] is not xq
     if cross:
         kv_names = ("B", "S", "Ekv")
     s = kv_names[1]
-    xk, wk, bk, mk, sk = _side(blk, xk_src, taken, kv_names, "D", ("B", "H", "D", s), "Pk")
-    xv, wv, bv, mv, sv_ = _side(blk, av.inputs[1], taken, kv_names, "Dv", ("B", "H", s, "Dv"), "Pv")
+    xk, wk, bk, mk, sk = _side(blk, xk_src, qk, taken, kv_names, "D", ("B", "H", "D", s), "Pk")
+    xv, wv, bv, mv, sv_ = _side(blk, av.inputs[1], av, taken, kv_names, "Dv", ("B", "H", s, "Dv"), "Pv")
     if xv is not xk:
         raise NoMatch("keys and values are projections of different tensors")
     if sv_ != 1.0:
@@ -316,6 +318,8 @@ def find_attention(b, graph) -> None:
 
 
 def _convert(ctx, blk):
+    """The MultiHeadAttention layer doing all of `blk`, called on the query (and key/value) tensor
+    and the mask it was made from; held in ONNX order (batch, sequence, width)."""
     keras = ctx.b.keras
     dtype = ctx.dtype_name(ctx.node.outputs[0])
     kwargs = {"dtype": dtype} if dtype in ("float16", "bfloat16", "float64") else {}
