@@ -319,3 +319,38 @@ def test_runtime_weights(op, direction, lbr, tmp_path):
     names = [v.name for v in model.graph.input]
     for got, want in zip(run_keras(tmp_path / "m.keras", feeds, names), reference(model, feeds)):
         close(got, want)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_rnn_reading_an_embedding(cell, tmp_path):
+    """A tagger (Embedding -> 2-layer bidirectional batch-first RNN -> Linear): the RNN's input is
+    a node's output, not a graph input. PyTorch's Transpose(1, 0, 2) before the RNN is skipped and
+    its batch-major source (the Embedding) must still be built (regression: it was dropped as
+    'read only by skipped nodes', and the RNN then read an unconverted value)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+
+    class Tagger(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(50, 6)
+            self.rnn = getattr(torch.nn, cell)(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+            self.head = torch.nn.Linear(10, 3)
+
+        def forward(self, ids):
+            return self.head(self.rnn(self.embed(ids))[0])
+
+    path = tmp_path / "tagger.onnx"
+    ids = torch.randint(0, 50, (2, 7))
+    axes = {0: "batch", 1: "seq"}
+    with torch.no_grad():
+        torch.onnx.export(Tagger().eval(), (ids,), str(path), opset_version=17, dynamo=False, input_names=["ids"],
+                          output_names=["y"], dynamic_axes={"ids": axes, "y": axes})
+    res = irbridge.convert(str(path), "keras", str(tmp_path / "m.keras"))
+    assert res.report.ok
+    km = keras.saving.load_model(tmp_path / "m.keras")
+    assert [type(layer).__name__ for layer in km.layers].count("Bidirectional") == 2
+    feeds = {"ids": np.random.default_rng(3).integers(0, 50, (4, 12)).astype(np.int64)}
+    want = reference(onnx.load(path), feeds)
+    for got, w in zip(run_keras(tmp_path / "m.keras", feeds, ["ids"]), want):
+        close(got, w)

@@ -350,6 +350,22 @@ def rnn(ctx):
     return _rnn(ctx, "RNN")
 
 
+def _merge_shape_constant(node) -> set:
+    """The Constant node giving the [0, 0, -1] target of PyTorch's Transpose + Reshape merge of
+    Y's directions (the converter does that merge itself, see `_torch_merge`), if only it reads it."""
+    y = node.outputs[0]
+    uses = list(y.uses())
+    if len(uses) != 1 or uses[0][0].op_type != "Transpose":
+        return set()
+    uses = list(uses[0][0].outputs[0].uses())
+    if len(uses) != 1 or uses[0][0].op_type != "Reshape" or len(uses[0][0].inputs) < 2:
+        return set()
+    const = uses[0][0].inputs[1].producer()
+    if const is None or const.op_type != "Constant" or len(list(const.outputs[0].uses())) != 1:
+        return set()
+    return {const}
+
+
 def prepare(b, graph) -> None:
     """Before the build: the nodes the RNN converters do the work of, so that the builder
     skips them (`b.dropped`): PyTorch's Transpose(1, 0, 2) of a batch-major input to an RNN,
@@ -365,10 +381,13 @@ def prepare(b, graph) -> None:
                 and not x.is_graph_output() and all(n.op_type in _LAYER and i == 0 for n, i in x.uses()):
             dropped.add(x.producer())
         zero_states |= {v for v in node.inputs[5:7] if v is not None and _zero_state(v)}
+        dropped |= _merge_shape_constant(node)
+
+    read = {t.inputs[0] for t in dropped}  # the RNNs read these batch-major sources directly
 
     def only_for_states(v) -> bool:
         uses = list(v.uses())
-        return not v.is_graph_output() and all(
+        return not v.is_graph_output() and v not in read and all(
             r in dropped or (v in zero_states and r.op_type in _LAYER and not r.domain and i in (5, 6))
             for r, i in uses)
 
