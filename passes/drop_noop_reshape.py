@@ -24,7 +24,9 @@ class DropNoopReshape(ir.passes.InPlacePass):
 
     Every target entry but at most one -1 must provably be the input's size on that axis (read
     from the input's shape, a 0 copying it, an equal static size, or the same named symbolic
-    dim); then the -1 is the remaining axis' size too. A Reshape that is a graph output stays.
+    dim); then the -1 is the remaining axis' size too. A Reshape that is a graph output stays,
+    and so do the two around an InstanceNormalization: with as many groups as channels they are
+    no-ops too, but they mark a GroupNormalization, which the exporters recognise by them.
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
@@ -34,6 +36,8 @@ class DropNoopReshape(ir.passes.InPlacePass):
             if node.op_type != "Reshape" or node.domain or node.outputs[0].is_graph_output():
                 continue
             x = node.inputs[0]
+            if _around_instance_norm(node):
+                continue
             entries = target_entries(node.inputs[1]) if len(node.inputs) > 1 else None
             if x is None or x.shape is None or entries is None or len(entries) != len(x.shape):
                 continue
@@ -45,3 +49,11 @@ class DropNoopReshape(ir.passes.InPlacePass):
             model.graph.remove(node, safe=True)
             modified = True
         return ir.passes.PassResult(model, modified)
+
+
+def _around_instance_norm(node: ir.Node) -> bool:
+    """PyTorch's GroupNorm: Reshape -> InstanceNormalization -> Reshape (-> Mul, Add)."""
+    producer = node.inputs[0].producer() if node.inputs[0] is not None else None
+    readers = [n for n, _ in node.outputs[0].uses()]
+    return (producer is not None and producer.op_type == "InstanceNormalization") or \
+        any(n.op_type == "InstanceNormalization" for n in readers)

@@ -106,8 +106,8 @@ def test_transformer_exports_hold_no_permute_in_their_blocks(name, tmp_path):
     for k, size in enumerate(sizes):
         feeds = make_feeds(src, size, seed=11 + k)
         refs = ort_file(src, feeds)
-        xs = [feeds[n] for n in names if n in feeds]
-        xs = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x for x in xs]  # images NHWC
+        held = dict(layout["inputs"])  # how the Keras model takes each input (NHWC images, NLC audio)
+        xs = [np.ascontiguousarray(feeds[n].transpose(held[n])) for n in names if n in feeds]
         got = km(xs if len(xs) > 1 else xs[0], training=False)
         got = got if isinstance(got, (list, tuple)) else [got]
         for g, r, (_, perm) in zip(got, refs, layout["outputs"]):

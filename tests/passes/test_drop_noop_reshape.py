@@ -63,3 +63,19 @@ def test_a_reshape_that_may_change_the_shape_stays(entry2_from, minus_one_at):
     model = _attention_output(entry2_from, minus_one_at)
     passes.run(model, ["drop-noop-reshape"])
     assert "Reshape" in [n.op_type for n in model.graph]
+
+
+def test_the_reshapes_that_mark_a_group_norm_stay():
+    """nn.GroupNorm(4, 4): Reshape([0, 4, -1]) -> InstanceNormalization -> Reshape(Shape(x)); with
+    one channel per group both are no-ops, but the exporters recognise the GroupNorm by them."""
+    nodes = [helper.make_node("Reshape", ["x", "groups"], ["g"]),
+             helper.make_node("InstanceNormalization", ["g", "ones", "zeros"], ["n"]),
+             helper.make_node("Shape", ["x"], ["sx"]),
+             helper.make_node("Reshape", ["n", "sx"], ["y"])]
+    inits = [_const("groups", [0, 4, -1]), numpy_helper.from_array(np.ones(4, np.float32), "ones"),
+             numpy_helper.from_array(np.zeros(4, np.float32), "zeros")]
+    proto = make_model(nodes, [helper.make_tensor_value_info("x", F, ["batch", 4, "time"])],
+                       [helper.make_tensor_value_info("y", F, None)], inits)
+    model = ir.serde.deserialize_model(proto)
+    passes.run(model, ["drop-noop-reshape"])
+    assert [n.op_type for n in model.graph] == ["Reshape", "InstanceNormalization", "Shape", "Reshape"]
