@@ -200,3 +200,23 @@ def test_resize(row):
     if attrs.get("coordinate_transformation_mode") == "tf_crop_and_resize":
         consts[1] = f32(0.1, 0.2, 0.9, 1.2)
     check(make("Resize", attrs, shape, consts, 19, n_inputs=4 if sizes is not None else 3), shape, layer)
+
+
+def test_conv_whose_input_channels_are_unknown():
+    """A Conv whose input's channel count the graph does not state (SegFormer's decode head reads a
+    Concat of tensors resized to run-time sizes): Keras is told it from the weight (a checked
+    `tf.ensure_shape`), at two batch sizes and two image sizes."""
+    import irbridge
+    from irbridge.exporters.keras import info
+    from irbridge.exporters.keras.runner import keras_runner
+
+    node = helper.make_node("Conv", ["x", "c1", "c2"], ["y"], pads=[1, 1, 1, 1])
+    model = make_model([node], [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "C", "H", "W"])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                       [numpy_helper.from_array(w(6, 4, 3, 3), "c1"), numpy_helper.from_array(w(6), "c2")], opset=17)
+    km = irbridge.export(irbridge.normalize(irbridge.load(model)), "keras", check=False)
+    run = keras_runner(km, info(km))
+    for k, side in enumerate((9, 14)):
+        feeds = {"x": np.random.default_rng(k).standard_normal((2 + k, 4, side, side + 3)).astype(np.float32)}
+        assert_close(run.run(feeds)["y"], ort_run(model, feeds)[0])
+    assert "Conv2D" in {type(layer).__name__ for layer in km.layers}

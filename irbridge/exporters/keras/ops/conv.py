@@ -41,6 +41,18 @@ def zero_pad(ctx, x, pads: list[int]):
     return ctx.layer(keras_layer(ZERO_PAD, n), x, padding=pairs(pads), name_suffix="_pad")
 
 
+def with_channels(ctx, x, channels: int):
+    """`x` (channels last) with its channel count stated where Keras does not know it (a Concat
+    of tensors resized to run-time sizes, SegFormer's decode head): Keras' convolutions need it
+    to build. The weight says it; the TensorOp checks it at run time (tf.ensure_shape)."""
+    if x.shape[-1] is not None:
+        return x
+    from ....keras_tensor_layers import TensorOp
+
+    return ctx.layer(TensorOp, x, op="identity", known=[None] * (len(x.shape) - 1) + [channels],
+                     name_suffix="_channels")
+
+
 def _padding(win):
     """('same' | 'valid', the ONNX pads still to apply with a ZeroPadding layer)."""
     if not any(win.pads):
@@ -64,7 +76,7 @@ def conv(ctx):
     if any(s > 1 for s in win.strides) and any(d > 1 for d in win.dilations):
         raise Unsupported("strides and dilations together (Keras allows one or the other)")
     group = ctx.attr("group", 1)
-    x = ctx.x(0, channels_last(n + 2))
+    x = with_channels(ctx, ctx.x(0, channels_last(n + 2)), w.shape[1] * group)
     padding, pads = ("same", []) if win.pads is None else _padding(win)  # SAME_UPPER at a free size: 'same'
     x = zero_pad(ctx, x, pads)
     common = dict(kernel_size=tuple(w.shape[2:]), strides=tuple(win.strides), padding=padding,
