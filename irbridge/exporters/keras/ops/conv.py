@@ -12,6 +12,7 @@ import keras
 from ....passes.assign_nhwc import channels_last
 from ..._window import same_pads, window
 from ..registry import Unsupported, converter
+from .tensor import with_sizes
 
 CONV = {1: "Conv1D", 2: "Conv2D", 3: "Conv3D"}
 DEPTHWISE = {1: "DepthwiseConv1D", 2: "DepthwiseConv2D"}
@@ -41,18 +42,6 @@ def zero_pad(ctx, x, pads: list[int]):
     return ctx.layer(keras_layer(ZERO_PAD, n), x, padding=pairs(pads), name_suffix="_pad")
 
 
-def with_channels(ctx, x, channels: int):
-    """`x` (channels last) with its channel count stated where Keras does not know it (a Concat
-    of tensors resized to run-time sizes, SegFormer's decode head): Keras' convolutions need it
-    to build. The weight says it; the TensorOp checks it at run time (tf.ensure_shape)."""
-    if x.shape[-1] is not None:
-        return x
-    from ....keras_tensor_layers import TensorOp
-
-    return ctx.layer(TensorOp, x, op="identity", known=[None] * (len(x.shape) - 1) + [channels],
-                     name_suffix="_channels")
-
-
 def _padding(win):
     """('same' | 'valid', the ONNX pads still to apply with a ZeroPadding layer)."""
     if not any(win.pads):
@@ -76,7 +65,7 @@ def conv(ctx):
     if any(s > 1 for s in win.strides) and any(d > 1 for d in win.dilations):
         raise Unsupported("strides and dilations together (Keras allows one or the other)")
     group = ctx.attr("group", 1)
-    x = with_channels(ctx, ctx.x(0, channels_last(n + 2)), w.shape[1] * group)
+    x = with_sizes(ctx, ctx.x(0, channels_last(n + 2)), {n + 1: w.shape[1] * group})  # SegFormer's decode head
     padding, pads = ("same", []) if win.pads is None else _padding(win)  # SAME_UPPER at a free size: 'same'
     x = zero_pad(ctx, x, pads)
     common = dict(kernel_size=tuple(w.shape[2:]), strides=tuple(win.strides), padding=padding,

@@ -10,7 +10,7 @@ from .... import keras_layers
 from ....passes.assign_nhwc import channels_last
 from ..builder import Held, fuser
 from ..registry import Unsupported, converter
-from .tensor import held_perm, ident, op
+from .tensor import held_perm, ident, op, with_sizes
 
 
 @converter("BatchNormalization")
@@ -54,11 +54,12 @@ def normalize(ctx, x_index, first_axis, epsilon, scale, bias, rms=False):
         return np.ascontiguousarray(full.transpose(order))
 
     axis = held if len(held) > 1 else held[0]
+    x = with_sizes(ctx, ctx.x(x_index, perm), {perm.index(a): shape[a] for a in axes})  # MobileViT's unfolded patches
     if rms:
         if bias is not None:
             raise Unsupported("an RMS norm with a bias")
         sc = np.ones(norm_shape, np.float32) if scale is None else scale
-        y = ctx.layer(keras.layers.RMSNormalization, ctx.x(x_index, perm), weights=[param(sc)],
+        y = ctx.layer(keras.layers.RMSNormalization, x, weights=[param(sc)],
                       axis=axis, epsilon=float(epsilon))
         return Held(y, perm)
     weights, kwargs = [], {}
@@ -70,7 +71,7 @@ def normalize(ctx, x_index, first_axis, epsilon, scale, bias, rms=False):
         weights.append(param(bias))
     else:
         kwargs["center"] = False
-    y = ctx.layer(keras.layers.LayerNormalization, ctx.x(x_index, perm), weights=weights or None,
+    y = ctx.layer(keras.layers.LayerNormalization, x, weights=weights or None,
                   axis=axis, epsilon=float(epsilon), **kwargs)
     return Held(y, perm)
 

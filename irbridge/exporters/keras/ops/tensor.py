@@ -36,6 +36,19 @@ def op(ctx, name, attrs=None, inputs=None, perm=None):
     return Held(t, perm if perm is not None else ident(len(t.shape)))
 
 
+def with_sizes(ctx, x, sizes: dict[int, int]):
+    """`x` with the sizes of some axes (held order) stated where Keras lost them, e.g. after a
+    Reshape to run-time sizes: layers with weights need them to build (a Conv's channels, a
+    LayerNormalization's axes). The ONNX graph or the weight knows them; the identity TensorOp
+    checks them at run time (tf.ensure_shape)."""
+    if all(x.shape[a] is not None for a in sizes):
+        return x
+    from ....keras_tensor_layers import TensorOp
+
+    known = [sizes.get(a, d) for a, d in enumerate(x.shape)]
+    return ctx.layer(TensorOp, x, op="identity", known=known, name_suffix="_sizes")
+
+
 # --- static reading of shape arithmetic ------------------------------------------------------------
 def shape_entries(v: ir.Value, depth: int = 0):
     """The entries of a 1-D int64 shape value as far as they are known before run time: an int,
