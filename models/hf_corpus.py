@@ -136,7 +136,7 @@ def build(name: str, seed: int = 0):
 
     torch.manual_seed(seed)
     builder, inputs, _ = ARCHITECTURES[name]
-    model = builder(transformers).eval()
+    model = hf_zoo.redraw(builder(transformers).eval(), seed)
     if name in ("lstm", "gru"):
         return model
     return _first_output(model, [n for n, _, _ in inputs])

@@ -74,7 +74,32 @@ def build(name: str, seed: int = 0):
     import transformers
 
     torch.manual_seed(seed)
-    return ARCHITECTURES[name][0](transformers).eval()
+    return redraw(ARCHITECTURES[name][0](transformers).eval(), seed)
+
+
+def redraw(model, seed: int = 0):
+    """Every parameter and statistic of `model` drawn again from `seed` at a realistic scale.
+
+    transformers initialises some layers to zero (classifier heads, the last norm of a residual
+    branch), and a model whose output is 0 for every input is a check that cannot fail:
+    matrices ~ N(0, 1/fan_in), norm scales ~ U(0.5, 1.5), biases and running means ~ N(0, 0.1),
+    running variances ~ U(0.5, 1.5)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed + 7919)
+    with torch.no_grad():
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            if not t.is_floating_point():
+                continue
+            leaf = name.rsplit(".", 1)[-1]
+            if t.dim() >= 2:
+                fan_in = max(1, t[0].numel())
+                t.copy_(torch.randn(t.shape, generator=g) / fan_in ** 0.5)
+            elif "var" in leaf or ("weight" in leaf and t.dim() == 1) or leaf in ("gamma", "lambda1", "lambda2"):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            else:
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+    return model
 
 
 def example_inputs(name: str, half: bool = False, seed: int = 0) -> tuple:

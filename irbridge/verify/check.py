@@ -113,7 +113,8 @@ def _reference(ra: Runner, spec_runner: Runner, inputs, seed: int) -> Reference:
         inputs = dict(zip(ra.input_names or spec_runner.input_names, inputs))
     if inputs is not None and inputs and all(hasattr(v, "shape") and hasattr(v, "dtype") for v in inputs.values()):
         feeds = {k: np.asarray(v) for k, v in inputs.items()}
-        return Reference([(feeds, _run(ra, feeds))], ra.input_names)
+        runs = [(feeds, _run(ra, feeds))]
+        return Reference(runs, ra.input_names, constant_outputs(runs))
     specs = spec_runner.specs
     if specs is None:
         raise InputError("no input shapes known; pass inputs={name: shape}")
@@ -132,7 +133,7 @@ def _reference(ra: Runner, spec_runner: Runner, inputs, seed: int) -> Reference:
             first_error = first_error or e.error
             tried.append(plan.shapes[len(runs)])
             continue
-        return Reference(runs, ra.input_names, [plan.note] if plan.note else [])
+        return Reference(runs, ra.input_names, ([plan.note] if plan.note else []) + constant_outputs(runs))
     labels = free_labels(specs)
     if not labels:
         raise _cannot_run(first_error) from first_error
@@ -142,6 +143,21 @@ def _reference(ra: Runner, spec_runner: Runner, inputs, seed: int) -> Reference:
                      f"(tried {len(tried)} sizes, from {_fmt(tried[0])}); give the shapes with "
                      f"--input {example}:D1,D2,... (inputs={{{example!r}: shape}}). First error: "
                      f"{_first_line(first_error)}") from first_error
+
+
+def constant_outputs(runs: list[tuple[dict, dict]]) -> list[str]:
+    """Notes for float outputs that hold one value for every input the check used: comparing
+    them cannot tell a right model from a wrong one (a zero-initialised head, a dead branch)."""
+    notes = []
+    for name in runs[0][1]:
+        arrays = [np.asarray(outputs[name]) for _, outputs in runs]
+        if not all(a.dtype.kind == "f" for a in arrays) or sum(a.size for a in arrays) < 2:
+            continue
+        first = arrays[0].flat[0]
+        if all(np.all(a == first) for a in arrays):
+            notes.append(f"output {name!r} is {first:g} everywhere on the check's inputs: matching it proves "
+                         "nothing (are the weights all zero, or the output cut off from the inputs?)")
+    return notes
 
 
 class _RunFailed(Exception):

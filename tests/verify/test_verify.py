@@ -87,3 +87,27 @@ def test_export_check_raises_on_mismatch(torch, monkeypatch):
     with pytest.raises(irbridge.VerificationError) as e:
         irbridge.export(ref, "torch")
     assert not e.value.report.ok
+
+
+def test_an_output_that_is_the_same_for_every_input_is_called_out():
+    """A head whose weights are all zero gives 0 for every input: the check says the match
+    proves nothing (a model with the wrong weights would match too); a live output gets no note."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests.conftest import make_model
+
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["dead"]), helper.make_node("MatMul", ["x", "w1"], ["live"])]
+    inits = [numpy_helper.from_array(np.zeros((6, 3), np.float32), "w0"),
+             numpy_helper.from_array(rng.standard_normal((6, 3)).astype(np.float32), "w1")]
+    model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+                       [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("dead", "live")],
+                       inits, opset=17)
+    onnx.checker.check_model(model)
+    report = irbridge.verify(model, model)
+    assert report.ok
+    dead = [n for n in report.notes if "'dead'" in n]
+    assert dead and "proves nothing" in dead[0] and "is 0 everywhere" in dead[0], report.notes
+    assert not [n for n in report.notes if "'live'" in n]
+    assert "proves nothing" in str(report)
