@@ -244,7 +244,8 @@ def test_family_with_free_image_sides(family, torch, tmp_path):
     two batches and two sizes, one odd and one even (SAME padding splits unevenly at one)."""
     km = keras_apps.app(family, free=True, seed=2)
     smallest = keras_apps.APPS[family][1]
-    _convert_all(km, [smallest, smallest + 17], save_to=tmp_path / "torch")
+    results = _convert_all(km, [smallest, smallest + 17], save_to=tmp_path / "torch")
+    assert results["keras"] == "ok", results  # back to Keras with free sides too ('same' layers)
 
 
 @pytest.mark.slow
