@@ -16,7 +16,7 @@ What is asserted, per row:
 - LLaMA (transformers, dynamo export, grouped-query attention, rotary embedding): no Permute
   (the unbatch-transpose and sink-head-transposes passes).
 - with IRBRIDGE_FULL_ZOO=1 also GPT-2, DeiT, CLIP vision and Whisper's encoder: none (Whisper's
-  head merge through the drop-noop-reshape pass).
+  head merge through the drop-noop-reshape pass); transformers' wav2vec2: three, see its row.
 
 The nine zoo CNNs staying Permute-free is tests/exporters/test_keras_zoo.py.
 """
@@ -60,6 +60,12 @@ def _hf_row(name):
     return build
 
 
+def _wav2vec2_layer_norm(tmp_path):
+    from tests.exporters.test_torch_dynamic import _wav2vec2
+
+    return _wav2vec2(tmp_path, norm="layer")
+
+
 # name -> (build(tmp_path) -> .onnx path, sizes of the free dims, Permutes expected, where they are)
 ROWS = {
     "vit": (_dynamic_zoo("vit"), [{"batch": 2, "height": 12, "width": 20}, {"batch": 3, "height": 20, "width": 8}],
@@ -70,6 +76,9 @@ ROWS = {
     "deit": (_hf_zoo("deit"), [{"batch": 2}, {"batch": 3}], 0, None),
     "clip_vision": (_hf_zoo("clip_vision"), [{"batch": 2}, {"batch": 3}], 0, None),
     "whisper_encoder": (_hf_zoo("whisper_encoder"), [{"batch": 2}, {"batch": 3}], 0, None),
+    # transformers' Wav2Vec2Model (LayerNorm front end): the entry's, and two around the positional
+    # convolution, whose padding Slice the Keras exporter reads in ONNX order
+    "wav2vec2": (_wav2vec2_layer_norm, [{"batch": 2, "samples": 1600}, {"batch": 3, "samples": 2400}], 3, "entry"),
 }
 
 
@@ -94,10 +103,10 @@ def test_transformer_exports_hold_no_permute_in_their_blocks(name, tmp_path):
     permutes, transposes = layout_layers(km)
     assert transposes == []
     assert len(permutes) == expected, [layer.name for layer in permutes]
-    if where == "entry":  # the one Permute reads the Unsqueeze of the raw input, before any block
-        (p,) = permutes
+    if where == "entry":  # the first Permute reads the Unsqueeze of the raw input, before any block
+        p = permutes[0]
         unsqueeze = p.input._keras_history.operation
-        assert unsqueeze.name == "Unsqueeze" and unsqueeze.input is km.inputs[0]
+        assert unsqueeze.input is km.inputs[0] and tuple(unsqueeze.output.shape[1:]) == (1, None)
         assert type(km.layers[km.layers.index(p) + 1]).__name__ == "Conv1D"
     import onnx
 
