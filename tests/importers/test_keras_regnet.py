@@ -16,6 +16,7 @@ keras = pytest.importorskip("keras", reason="keras is not installed (pip install
 pytest.importorskip("tensorflow")
 
 from irbridge.models import keras_apps, keras_regnet  # noqa: E402
+
 from tests.importers.test_keras_applications import _convert_all  # noqa: E402
 
 # row -> builder; the narrow ResNet-RS-50 has the published structure at a quarter of the width
