@@ -205,7 +205,34 @@ def _celu(x, alpha=1.0):
     return ops.maximum(x, 0.0) + ops.minimum(0.0, alpha * (ops.exp(x / alpha) - 1.0))
 
 
+def _pad(x, pads, value=None, axes=None, mode="constant"):
+    """ONNX Pad (opset 18) in every mode; `pads` may be known only at run time
+    (Swin pads its windows by sizes computed from the input); negative pads crop."""
+    import tensorflow as tf
+
+    rank = len(x.shape)
+    axes = tf.range(rank) if axes is None else tf.math.floormod(tf.reshape(tf.cast(axes, "int32"), (-1,)), rank)
+    pads = tf.cast(tf.reshape(tf.convert_to_tensor(pads), (2, -1)), "int32")
+    full = tf.scatter_nd(axes[:, None], tf.transpose(pads), (rank, 2))  # (rank, [begin, end])
+    crop = tf.minimum(full, 0)
+    size = tf.shape(x) + tf.reduce_sum(crop, axis=1)
+    x = tf.slice(x, -crop[:, 0], size)
+    grow = tf.maximum(full, 0)
+    if mode == "reflect":
+        return tf.pad(x, grow, mode="REFLECT")
+    if mode in ("edge", "wrap"):  # each axis read at clamped (edge) or wrapped indices
+        for axis in range(rank):
+            n = tf.shape(x)[axis]
+            idx = tf.range(-grow[axis, 0], n + grow[axis, 1])
+            idx = tf.clip_by_value(idx, 0, n - 1) if mode == "edge" else tf.math.floormod(idx, n)
+            x = tf.gather(x, idx, axis=axis)
+        return x
+    fill = 0 if value is None else tf.cast(tf.reshape(value, ()), x.dtype)
+    return tf.pad(x, grow, constant_values=fill)
+
+
 FUNCS = {
+    "pad": _pad,
     "bitwise_and": _bitwise("bitwise_and"), "bitwise_or": _bitwise("bitwise_or"),
     "bitwise_xor": _bitwise("bitwise_xor"), "bitwise_not": _bitwise("invert"),
     "bit_shift": _bit_shift,

@@ -156,6 +156,13 @@ KERAS_EXTRA_ROWS = [
     ("shrink", "Shrink", {"bias": 0.2, "lambd": 0.4}, {"x": (2, 5)}, {}, 18, "TensorOp", None),
     ("celu", "Celu", {"alpha": 0.7}, {"x": (2, 5)}, {}, 18, "TensorOp", None),
     ("swish", "Swish", {"alpha": 0.5}, {"x": (2, 5)}, {}, 24, "TensorOp", _np_swish),
+    ("pad_reflect_3d", "Pad", {"mode": "reflect"}, {"x": (2, 5, 6)}, {"pads": i64(0, 1, 2, 0, 2, 1)}, 18,
+     "TensorOp", None),
+    ("pad_edge_crop", "Pad", {"mode": "edge"}, {"x": (2, 5, 6)}, {"pads": i64(0, -1, 3, 0, 2, -2)}, 18,
+     "TensorOp", None),
+    ("pad_wrap", "Pad", {"mode": "wrap"}, {"x": (2, 5, 6)}, {"pads": i64(0, 2, 1, 0, 1, 3)}, 19, "TensorOp", None),
+    ("pad_constant_axes", "Pad", {}, {"x": (2, 3, 5, 4)},
+     {"pads": i64(1, 2, 2, 1), "value": np.array(1.5, np.float32), "axes": i64(-1, 1)}, 18, "TensorOp", None),
 ]
 
 

@@ -325,7 +325,8 @@ def pad(ctx):
                 t = ctx.layer(keras.layers.ZeroPadding2D, ctx.x(0, perm),
                               padding=((begin[perm[1]], end[perm[1]]), (begin[perm[2]], end[perm[2]])))
                 return Held(t, perm)
-    raise Unsupported("Pad other than zero padding of the spatial dims of a 4-D tensor")
+    return op(ctx, "pad", {"mode": mode}, inputs=[0, 1, 2 if ctx.has_input(2) else None,
+                                                  3 if ctx.has_input(3) else None])
 
 
 # --- block rearrangement, in the layout the input is held (channels-last or ONNX order) ------------
