@@ -307,6 +307,7 @@ FUNCS = {
     "clip": _clip,
     "split": _split,
     "identity": lambda x: x,
+    "constant": lambda anchor, c: c,  # a stored array as a tensor (the anchor input only places it)
     "gather_nd": _gather_nd,
     **MORE_FUNCS,
 }

@@ -238,3 +238,4 @@ def test_torch_group_norm_pattern_is_one_group_normalization(groups, channels, s
     for batch, size in ((2, 7), (3, 10)):
         feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 3) + (size,) * spatial).astype(np.float32)}
         assert_close(run.run(feeds)["y"], ort_run(model, feeds)[0])
+

@@ -247,6 +247,7 @@ class KerasBuilder:
         self.absorbed: dict[ir.Node, ir.Value] = {}  # fused follower -> the value it takes over
         # MatMul -> (x, the Reshape back) of a Dense over the last axis of x (tf2onnx's Tensordot)
         self.dense_nd: dict[ir.Node, tuple[ir.Value, ir.Node]] = {}
+        self.anchor = None  # the first Keras input: what constant tensors are computed from
         self.dropped: set = set()  # nodes a converter does the work of (the Tensordot's flattening Reshape)
         self.reshapes: dict = {}  # Reshape -> the Keras target_shape (batch excluded) found for it
         self.fusions: dict = {}  # last node of a recognised pattern -> the converter doing all of it
@@ -260,9 +261,25 @@ class KerasBuilder:
         self.names.add(candidate)
         return candidate
 
+    def constant(self, value: ir.Value):
+        """A constant that a layer needs as a tensor (a Reshape or Resize of a stored table, which
+        the graph computes at run time: DINOv2's position embeddings, BEiT's relative position
+        bias): a TensorOp giving the stored array (non-trainable), called on the first input."""
+        from ...keras_tensor_layers import TensorOp
+
+        array = value.const_value.numpy()
+        spec = [list(array.shape), array.dtype.name]
+        layer = TensorOp(op="constant", slots=["x", "c"], constants=[spec], trainable=False,
+                         name=self.fresh(f"{value.name}_constant"))
+        out = layer(self.anchor)
+        layer.set_weights([array.astype(np.uint8) if array.dtype == bool else array])
+        return out
+
     def tensor(self, value: ir.Value, perm: tuple[int, ...], order_only: bool = False):
         """`value` held in `perm`; with order_only (for Flatten/Reshape, which read only the
         element order), any layout that differs only in where size-1 axes sit will do."""
+        if value.name not in self.env and value.const_value is not None and self.anchor is not None:
+            self.env[value.name] = (self.constant(value), tuple(range(len(value.const_value.shape))))
         if value.name not in self.env:
             raise Unsupported(f"input {value.name!r} is a constant or comes from an unconverted node")
         t, have = self.env[value.name]
@@ -385,6 +402,7 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
         inputs.append(t)
         b.env[v.name] = (t, perm)
         io_in.append((v.name, perm))
+    b.anchor = inputs[0] if inputs else None
     problems = []
     tick = progress.current()
     tick.stage("building Keras layers", total=len(graph))
