@@ -454,7 +454,7 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
             t = b.tensor(v, perm)
         outputs.append(t)
         io_out.append((v.name, perm))
-    km = keras.Model(inputs=inputs, outputs=outputs if len(outputs) > 1 else outputs[0],
+    km = keras.Model(inputs=inputs if len(inputs) > 1 else inputs[0], outputs=outputs if len(outputs) > 1 else outputs[0],
                      name=provenance.python_name(graph.name or "model"))
     from ...verify import layer_outputs
 
