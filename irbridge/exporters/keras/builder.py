@@ -275,6 +275,19 @@ class KerasBuilder:
         layer.set_weights([array.astype(np.uint8) if array.dtype == bool else array])
         return out
 
+    def _reshape_for_unit_axes(self, value: ir.Value, t, have, perm):
+        """A Reshape where the layout change only moves size-1 axes (the element order stays),
+        if Keras can state the target: at most one unknown size beyond the batch."""
+        if value.shape is None:
+            return None
+        big = [a for a in range(len(perm)) if value.shape[a] != 1]
+        if [a for a in have if a in big] != [a for a in perm if a in big]:
+            return None
+        target = [value.shape[a] if isinstance(value.shape[a], int) else -1 for a in perm[1:]]
+        if target.count(-1) > 1:
+            return None
+        return self.keras.layers.Reshape(tuple(target), name=self.fresh(f"{value.name}_reshape"))(t)
+
     def tensor(self, value: ir.Value, perm: tuple[int, ...], order_only: bool = False):
         """`value` held in `perm`; with order_only (for Flatten/Reshape, which read only the
         element order), any layout that differs only in where size-1 axes sit will do."""
@@ -295,6 +308,10 @@ class KerasBuilder:
         r = [list(have).index(p) for p in perm]  # t.transpose(r) is the value held in `perm`
         if r[0] != 0:
             raise Unsupported("a layout change that moves the batch axis")
+        moved = self._reshape_for_unit_axes(value, t, have, perm)
+        if moved is not None:  # wav2vec2's (B, 1, T) samples read channels-last by a Conv1D
+            self.env[key] = (moved, perm)
+            return moved
         self.permutes += 1
         layer = self.keras.layers.Permute(tuple(r[1:]), name=self.fresh(f"{value.name}_permute"))
         out = layer(t)
