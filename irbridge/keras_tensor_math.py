@@ -231,7 +231,37 @@ def _pad(x, pads, value=None, axes=None, mode="constant"):
     return tf.pad(x, grow, constant_values=fill)
 
 
+_SCATTER = {"none": "tensor_scatter_nd_update", "add": "tensor_scatter_nd_add",
+            "max": "tensor_scatter_nd_max", "min": "tensor_scatter_nd_min"}
+
+
+def _scatter_nd(data, indices, updates, reduction="none"):
+    """ONNX ScatterND: negative indices count from the end of their axis."""
+    import tensorflow as tf
+
+    indices = tf.cast(indices, "int64")
+    dims = tf.cast(tf.shape(data, out_type="int64")[: indices.shape[-1]], "int64")
+    indices = tf.where(indices < 0, indices + dims, indices)
+    return getattr(tf, _SCATTER[reduction])(data, indices, tf.cast(updates, data.dtype))
+
+
+def _scatter_elements(data, indices, updates, axis=0, reduction="none"):
+    """ONNX ScatterElements: updates[i][j][k] goes to data[i][indices[i][j][k]][k] (axis 1), as
+    one ScatterND over the full coordinates of every update."""
+    import tensorflow as tf
+
+    rank = len(indices.shape)
+    axis %= rank
+    indices = tf.cast(indices, "int64")
+    indices = tf.where(indices < 0, indices + tf.shape(data, out_type="int64")[axis], indices)
+    grid = tf.meshgrid(*[tf.range(tf.shape(indices, out_type="int64")[k]) for k in range(rank)], indexing="ij")
+    grid[axis] = indices
+    return _scatter_nd(data, tf.stack(grid, axis=-1), updates, reduction)
+
+
 FUNCS = {
+    "scatter_nd": _scatter_nd,
+    "scatter_elements": _scatter_elements,
     "pad": _pad,
     "bitwise_and": _bitwise("bitwise_and"), "bitwise_or": _bitwise("bitwise_or"),
     "bitwise_xor": _bitwise("bitwise_xor"), "bitwise_not": _bitwise("invert"),

@@ -9,7 +9,8 @@ What each row needed:
   channel count Keras did not know;
 - mobilevit (TorchScript): a LayerNormalization over axes Keras lost after the patch unfolding;
 - swin (TorchScript): window padding of (B, H, W, C) tensors by pads computed at run time;
-- lstm / gru (TorchScript): a bidirectional two-layer RNN reading an Embedding.
+- lstm / gru (TorchScript): a bidirectional two-layer RNN reading an Embedding;
+- beit (TorchScript): its relative-position index is built at run time with a ScatterND.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("keras")
 
-ROWS = ["dinov2", "segformer", "mobilevit", "swin", "lstm", "gru"]
+ROWS = ["dinov2", "segformer", "mobilevit", "swin", "lstm", "gru", "beit"]
 LAYERS = {"lstm": ("Bidirectional",), "gru": ("Bidirectional",), "segformer": ("Conv2D",),
-          "mobilevit": ("LayerNormalization",), "dinov2": ("LayerNormalization",), "swin": ("LayerNormalization",)}
+          "mobilevit": ("LayerNormalization",), "dinov2": ("LayerNormalization",), "swin": ("LayerNormalization",),
+          "beit": ("LayerNormalization",)}
 
 
 @pytest.mark.parametrize("name", zoo_subset(ROWS, everyday=["dinov2", "swin", "lstm"]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .._registry import OpRegistry, Unsupported
 
-REGISTRY = OpRegistry("irbridge.exporters.keras.ops", ["conv", "pooling", "resize", "dense", "embedding", "norm", "activation", "math", "tensor", "recurrent"])
+REGISTRY = OpRegistry("irbridge.exporters.keras.ops", ["conv", "pooling", "resize", "dense", "embedding", "norm", "activation", "math", "tensor", "recurrent", "scatter"])
 converter = REGISTRY.converter
 lookup = REGISTRY.lookup
 supported = REGISTRY.supported
