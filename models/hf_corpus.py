@@ -146,19 +146,7 @@ def build(name: str, seed: int = 0):
 
 def example_inputs(name: str, half: bool = False, seed: int = 0) -> tuple:
     """Seeded example inputs: token ids in [3, VOCAB), all-ones masks, normal floats."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _, shape, kind in ARCHITECTURES[name][1]:
-        if kind == "ids":
-            out.append(torch.randint(3, VOCAB, shape, generator=g))
-        elif kind == "mask":
-            out.append(torch.ones(shape, dtype=torch.long))
-        else:
-            x = torch.randn(shape, generator=g)
-            out.append(x.half() if half else x)
-    return tuple(out)
+    return hf_zoo.seeded_inputs(ARCHITECTURES[name][1], half, seed)
 
 
 def export(name: str, path: str | os.PathLike, style: str = "torchscript", half: bool = False, seed: int = 0) -> str:

@@ -103,11 +103,16 @@ def redraw(model, seed: int = 0):
 
 
 def example_inputs(name: str, half: bool = False, seed: int = 0) -> tuple:
+    return seeded_inputs(ARCHITECTURES[name][1], half, seed)
+
+
+def seeded_inputs(specs, half: bool = False, seed: int = 0) -> tuple:
+    """Tensors for [(name, shape, kind)]: token ids in [3, VOCAB), all-ones masks, normal floats."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
     out = []
-    for _, shape, kind in ARCHITECTURES[name][1]:
+    for _, shape, kind in specs:
         if kind == "ids":
             out.append(torch.randint(3, VOCAB, shape, generator=g))
         elif kind == "mask":

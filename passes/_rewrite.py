@@ -29,3 +29,27 @@ def apply_rules(model: ir.Model, rules: Sequence[tuple[Collection[str], Rule]]) 
             return modified
         modified = True
         common.ShapeInferencePass()(model)
+
+
+def rewrite_each(model: ir.Model, op_type: str, rule: Rule) -> bool:
+    """One sweep of `rule` over the nodes of `op_type` (default domain), after shape inference:
+    for rules whose rewrite never creates another match. Returns whether anything changed."""
+    common.ShapeInferencePass()(model)
+    modified = False
+    for node in list(model.graph):
+        if node.graph is not None and node.op_type == op_type and node.domain == "":
+            modified |= rule(model.graph, node)
+    return modified
+
+
+def rebuilt(node: ir.Node, inputs, attr_changes: dict) -> ir.Node:
+    """A one-output copy of `node` reading `inputs`, with `attr_changes` applied and the
+    original's provenance (to move a node across a Transpose)."""
+    from irbridge.provenance import copy_provenance
+
+    kept = {k: v for k, v in node.attributes.items() if k not in attr_changes}
+    new = ir.Node(node.domain, node.op_type, inputs, list(kept.values()), name=node.name, num_outputs=1)
+    for k, v in attr_changes.items():
+        new.attributes[k] = ir.convenience.convert_attribute(k, v)
+    copy_provenance(node, new)
+    return new

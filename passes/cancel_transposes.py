@@ -8,7 +8,7 @@ import onnx_ir as ir
 from irbridge.provenance import copy_provenance
 
 from . import register
-from ._rewrite import apply_rules
+from ._rewrite import apply_rules, rebuilt
 from ._weights import (
     UNARY_ELEMENTWISE,
     add_initializer,
@@ -135,11 +135,7 @@ def _sink(graph, t: ir.Node, reader: ir.Node, inputs, attr_changes: dict, old=No
     """reader(T(x), ...) -> T(reader'(x, ...)); reader' has `attr_changes` applied."""
     if any(o.uses() or o.is_graph_output() for o in reader.outputs[1:]):
         return False
-    attrs = {k: v for k, v in reader.attributes.items() if k not in attr_changes}
-    moved = ir.Node(reader.domain, reader.op_type, inputs, list(attrs.values()), name=reader.name, num_outputs=1)
-    for k, v in attr_changes.items():
-        moved.attributes[k] = ir.convenience.convert_attribute(k, v)
-    copy_provenance(reader, moved)
+    moved = rebuilt(reader, inputs, attr_changes)
     new_t = ir.node("Transpose", [moved.outputs[0]], {"perm": _perm(t)}, name=t.name)
     copy_provenance(t, new_t)
     ir.convenience.replace_nodes_and_values(graph, reader, (old or []) + [t, reader], [moved, new_t],

@@ -8,7 +8,7 @@ import onnx_ir as ir
 from irbridge.provenance import copy_provenance
 
 from . import register
-from ._rewrite import apply_rules
+from ._rewrite import apply_rules, rebuilt
 from ._shape_read import is_dim, target_entries
 from ._weights import add_initializer, const, single_reader
 from .cancel_transposes import BINARY_ELEMENTWISE, UNARY, _perm
@@ -158,11 +158,7 @@ def _place_unsqueezes(graph, t: ir.Node, r: ir.Node, perm) -> bool:
 
 def _replace_with_moved(graph, t: ir.Node, r: ir.Node, inputs, attrs: dict, new_perm, extra=()) -> bool:
     """r(T(x), ...) -> T'(r'(x, ...)): r' is r with `inputs` and `attrs` changed."""
-    kept = {k: v for k, v in r.attributes.items() if k not in attrs}
-    moved = ir.Node(r.domain, r.op_type, inputs, list(kept.values()), name=r.name, num_outputs=1)
-    for k, v in attrs.items():
-        moved.attributes[k] = ir.convenience.convert_attribute(k, v)
-    copy_provenance(r, moved)
+    moved = rebuilt(r, inputs, attrs)
     new_t = ir.node("Transpose", [moved.outputs[0]], {"perm": list(new_perm)}, name=t.name)
     copy_provenance(t, new_t)
     old = [t, r] if single_reader(t.outputs[0]) is r else [r]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx_ir as ir
-from onnx_ir.passes import common
 
 from irbridge.provenance import copy_provenance
 
 from . import register
+from ._rewrite import rewrite_each
 from ._shape_read import allowzero, is_dim, keeps_batch, target_entries
 from ._weights import add_initializer, const, single_reader
 
@@ -32,12 +32,7 @@ class UnflattenChannelsLast(ir.passes.InPlacePass):
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        common.ShapeInferencePass()(model)
-        modified = False
-        for node in list(model.graph):
-            if node.graph is not None and node.op_type == "Transpose" and node.domain == "":
-                modified |= _rewrite(model.graph, node)
-        return ir.passes.PassResult(model, modified)
+        return ir.passes.PassResult(model, rewrite_each(model, "Transpose", _rewrite))
 
 
 def _rewrite(graph: ir.Graph, t: ir.Node) -> bool:
