@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-zoo test-fast lint bench peers clean venv chromium scoreboard
+.PHONY: demo test test-zoo test-fast lint bench peers clean venv chromium scoreboard corpus
 
 venv: $(STAMP)
 
@@ -68,6 +68,12 @@ scoreboard: $(STAMP)
 	IRBRIDGE_PROGRESS=1 $(BIN)/irbridge sweep build/scoreboard-models --to $(SCOREBOARD_TARGETS) \
 	  --report build/scoreboard.html --markdown build/scoreboard.md --json > build/scoreboard.json
 	@cat build/scoreboard.md
+
+corpus: $(STAMP)  # 25 transformers architectures x TorchScript/dynamo exports (+6 float16) -> every target
+	$(BIN)/python -m irbridge.models.hf_corpus build/corpus
+	IRBRIDGE_PROGRESS=1 $(BIN)/irbridge sweep build/corpus --to $(SCOREBOARD_TARGETS) --timeout 600 \
+	  --report build/corpus-sweep.html --markdown build/corpus-sweep.md --json > build/corpus-sweep.json
+	@cat build/corpus-sweep.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
