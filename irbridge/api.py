@@ -183,8 +183,17 @@ def save(obj, path: str | os.PathLike, *, source: str | None = None) -> Path:
 
 
 def verify(a, b, *, inputs=None, layerwise: bool = False, atol: float | None = None,
-           rtol: float | None = None) -> VerificationReport:
-    """Compare two models on the same seeded random inputs (DESIGN.md §6)."""
+           rtol: float | None = None, max_error: float | None = None) -> VerificationReport:
+    """Compare two models on the same seeded random inputs (DESIGN.md §6).
+
+    `b` may be a `.tflite` path: it runs in the LiteRT interpreter against `a`; a quantized
+    file's report carries `.accuracy` and passes unless an output's error exceeds `max_error`."""
+    if isinstance(b, (str, os.PathLike)) and os.fspath(b).endswith(".tflite"):
+        from .exporters.tflite.check_file import verify_file
+
+        return verify_file(a, b, inputs=inputs, layerwise=layerwise, atol=atol, rtol=rtol, max_error=max_error)
+    if max_error is not None:
+        raise InputError("max_error applies to a quantized .tflite candidate")
     return _verify(a, b, inputs=inputs, layerwise=layerwise, atol=atol, rtol=rtol)
 
 

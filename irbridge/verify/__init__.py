@@ -42,8 +42,13 @@ def check_feeds(model, shapes=None, seed: int = 0) -> list[dict]:
 
 
 class _CallableModule(type(os)):
+    """`irbridge.verify(a, b)` once this package is imported (which shadows the API function):
+    the API's verify, which also takes a .tflite path."""
+
     def __call__(self, *args, **kwargs):
-        return verify(*args, **kwargs)
+        from ..api import verify as api_verify
+
+        return api_verify(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

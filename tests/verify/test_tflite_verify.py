@@ -172,3 +172,19 @@ def test_quantized_html_renders_in_chromium(files, capsys, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5_000
     dom = chromium("--dump-dom")
     assert re.search(r"<tr class=\"worst\"><td>conv_huge</td>", dom), dom[-3000:]
+
+
+def test_the_python_api_takes_a_tflite_path(files):
+    """irbridge.verify(source, "model.tflite"): float32 pass/fail, a quantized file's accuracy,
+    max_error turning it into a failure, and a wrong file failing."""
+    import irbridge
+    from irbridge.errors import InputError
+
+    good = irbridge.verify(files / "hard.onnx", str(files / "f32.tflite"))
+    assert good.ok and [s["x"][0] for s in good.shapes] == [2, 3]
+    assert not irbridge.verify(files / "hard.onnx", files / "other.tflite").ok
+    q = irbridge.verify(files / "hard.onnx", files / "q.tflite")
+    assert q.ok and q.accuracy["outputs"]
+    assert not irbridge.verify(files / "hard.onnx", files / "q.tflite", max_error=1e-6).ok
+    with pytest.raises(InputError):
+        irbridge.verify(files / "hard.onnx", files / "hard.onnx", max_error=0.1)
