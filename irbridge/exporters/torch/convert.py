@@ -44,6 +44,8 @@ def convert_nodes(b: GraphBuilder, graph, advance=None) -> list[tuple[ir.Node, s
     for node in graph:
         if advance is not None:
             advance()
+        if node in b.done:
+            continue
         fn = registry.lookup(node.op_type, b.opset if not node.domain else 1, node.domain)
         why = None
         if fn is None:

@@ -6,10 +6,11 @@ import functools
 import operator
 
 import torch
+from torch import nn
 
 from .. import runtime
 from ..registry import converter
-from . import shapes
+from . import gelu_chain, shapes
 
 _BINARY = {
     "Add": operator.add,
@@ -40,6 +41,8 @@ _UNARY = {
 
 def _binary(op_type, fn):
     def convert(ctx):
+        if op_type == "Mul" and (g := gelu(ctx)) is not None:
+            return g
         if op_type in ("Add", "Sub", "Mul") and (d := shapes.arithmetic(ctx, op_type)) is not None:
             return d
         if op_type == "Equal" and (d := shapes.equal(ctx)) is not None:
@@ -69,8 +72,23 @@ for _op, _fn in _UNARY.items():
     _unary(_op, _fn)
 
 
+def gelu(ctx):
+    """nn.GELU for the decomposed erf GELU that starts at this node (gelu_chain), else None."""
+    found = gelu_chain.match(ctx.node)
+    if found is None or ctx.dtype(0) is None or not ctx.dtype(0).is_floating_point:
+        return None
+    x, rest = found
+    y = ctx.call_module(nn.GELU, ctx.builder.value_of(x))
+    ctx.builder.done.update(rest)
+    ctx.builder.env[rest[-1].outputs[0].name] = y
+    ctx.builder.values[rest[-1].outputs[0].name] = y.name
+    return y
+
+
 @converter("Div")
 def div(ctx):
+    if (g := gelu(ctx)) is not None:
+        return g
     if (d := shapes.arithmetic(ctx, "Div")) is not None:
         return d
     dtype = ctx.dtype(0)

@@ -42,11 +42,38 @@ def gemm(ctx):
 
 @converter("MatMul")
 def matmul(ctx):
+    """nn.Linear for a constant 2-D weight, taking the bias of the Add that follows (TorchScript
+    writes x @ W then `bias + y`) so that it is one layer; torch.matmul otherwise."""
     w = ctx.const(1)
     if w is not None and w.ndim == 2 and w.dtype.kind == "f":
-        return ctx.call_module(nn.Linear, ctx.x(0), params={"weight": w.T},
-                               in_features=w.shape[0], out_features=w.shape[1], bias=False)
+        add, bias = _bias_add(ctx, w)
+        params = {"weight": w.T} if bias is None else {"weight": w.T, "bias": bias}
+        y = ctx.call_module(nn.Linear, ctx.x(0), params=params, in_features=w.shape[0], out_features=w.shape[1],
+                            bias=bias is not None)
+        if add is not None:
+            ctx.builder.done.add(add)
+            ctx.builder.env[add.outputs[0].name] = y
+            ctx.builder.values[add.outputs[0].name] = y.name
+        return y
     return ctx.call(torch.matmul, ctx.x(0), ctx.x(1))
+
+
+def _bias_add(ctx, w):
+    """(the Add, its bias vector) when the MatMul's only reader adds a constant vector of the
+    output size in the weight's dtype; (None, None) otherwise."""
+    y = ctx.node.outputs[0]
+    uses = list(y.uses())
+    if len(uses) != 1 or y.is_graph_output():
+        return None, None
+    add = uses[0][0]
+    if add.op_type != "Add" or add.domain or len(add.inputs) != 2:
+        return None, None
+    other = add.inputs[1 - uses[0][1]]
+    c = other.const_value.numpy() if other is not None and other.const_value is not None else None
+    if c is None or c.dtype != w.dtype or c.size != w.shape[1] or c.shape[-1:] != (w.shape[1],) \
+            or add.outputs[0].shape is None or y.shape is None or len(add.outputs[0].shape) != len(y.shape):
+        return None, None
+    return add, c.reshape(-1)
 
 
 @converter("Einsum")

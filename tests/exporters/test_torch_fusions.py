@@ -1,0 +1,68 @@
+"""What model.py writes as one layer where exporters wrote several nodes: a MatMul followed by
+its bias Add is one nn.Linear with a bias (TorchScript writes `bias + x @ W`), and the erf GELU's
+five elementwise nodes are one nn.GELU. Checked against onnxruntime at batch 2 and 3."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.conftest import assert_close, make_model, ort_run
+
+torch = pytest.importorskip("torch")
+
+
+def _mlp(bias_first: bool, gelu_start: str):
+    rng = np.random.default_rng(3)
+    start = (helper.make_node("Div", ["h", "root2"], ["d"]) if gelu_start == "Div"
+             else helper.make_node("Mul", ["h", "inv_root2"], ["d"]))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]),
+             helper.make_node("Add", ["b", "xw"] if bias_first else ["xw", "b"], ["h"]),
+             start,
+             helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["e1"]),
+             helper.make_node("Mul", ["h", "e1"], ["m"]),
+             helper.make_node("Mul", ["m", "half"], ["g"]),
+             helper.make_node("MatMul", ["g", "w2"], ["y"])]
+    inits = {"w": rng.standard_normal((8, 6)).astype(np.float32), "b": rng.standard_normal(6).astype(np.float32),
+             "root2": np.array(math.sqrt(2), np.float32), "inv_root2": np.array(1 / math.sqrt(2), np.float32),
+             "one": np.array(1, np.float32), "half": np.array(0.5, np.float32),
+             "w2": rng.standard_normal((6, 3)).astype(np.float32)}
+    return make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 8])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5, 3])],
+                      [numpy_helper.from_array(v, k) for k, v in inits.items()], opset=17)
+
+
+@pytest.mark.parametrize("bias_first,gelu_start", [(True, "Div"), (False, "Mul")])
+def test_bias_add_joins_the_linear_and_the_erf_chain_is_one_gelu(bias_first, gelu_start):
+    import irbridge
+
+    model = _mlp(bias_first, gelu_start)
+    res = irbridge.convert(model, "torch")
+    assert res.report.ok and [s["x"][0] for s in res.report.shapes] == [2, 3]
+    m = res.exported
+    kinds = [type(mod).__name__ for _, mod in m.named_modules() if mod is not m]
+    assert kinds.count("GELU") == 1, kinds
+    linears = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
+    assert [lin.bias is not None for lin in linears] == [True, False]
+    for batch in (2, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 5, 8)).astype(np.float32)
+        with torch.no_grad():
+            got = m(torch.from_numpy(x))
+        assert_close(got.numpy(), ort_run(model, {"x": x})[0])
+
+
+def test_a_chain_with_another_constant_stays_elementwise():
+    """Div by 2 instead of sqrt 2 is not GELU: no nn.GELU, and still right."""
+    import irbridge
+
+    model = _mlp(True, "Div")
+    for t in model.graph.initializer:
+        if t.name == "root2":
+            t.CopyFrom(numpy_helper.from_array(np.array(2.0, np.float32), "root2"))
+    res = irbridge.convert(model, "torch")
+    assert res.report.ok
+    assert not [mod for mod in res.exported.modules() if isinstance(mod, torch.nn.GELU)]
