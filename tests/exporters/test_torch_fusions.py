@@ -66,3 +66,28 @@ def test_a_chain_with_another_constant_stays_elementwise():
     res = irbridge.convert(model, "torch")
     assert res.report.ok
     assert not [mod for mod in res.exported.modules() if isinstance(mod, torch.nn.GELU)]
+
+
+def test_attention_core_is_one_sdpa_call_even_for_a_fully_masked_row(tmp_path):
+    """BERT's TorchScript export (q @ kT + Where(mask, 0, -inf) -> Softmax -> NaN guard -> @ v)
+    becomes F.scaled_dot_product_attention in model.py; reloaded as a user would, it matches
+    onnxruntime at a third size, a row whose mask is all zeros included (the guard's 0 output)."""
+    pytest.importorskip("transformers")
+    import irbridge
+    from irbridge.exporters.torch import load_saved
+    from irbridge.models import hf_corpus
+
+    src = hf_corpus.export("bert", tmp_path / "bert.onnx", "torchscript")
+    res = irbridge.convert(src, "torch", tmp_path / "out")
+    assert res.report.ok
+    code = (tmp_path / "out" / "model.py").read_text()
+    assert code.count("F.scaled_dot_product_attention(") == 2 and "torch._C" not in code
+    rng = np.random.default_rng(9)
+    ids = rng.integers(3, hf_corpus.VOCAB, (4, 11)).astype(np.int64)
+    mask = (np.arange(11) < np.array([[11], [6], [1], [0]])).astype(np.int64)  # the last row: all masked
+    want = ort_run(__import__("onnx").load(src), {"input_ids": ids, "attention_mask": mask})[0]
+    model = load_saved(tmp_path / "out")
+    with torch.no_grad():
+        got = model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    assert np.isfinite(got).all()
+    assert_close(got, want)

@@ -66,6 +66,7 @@ def _graph_code(graph: torch.fx.Graph) -> tuple[str, dict]:
     for global_name, fn in helpers.items():
         body = re.sub(rf"\b{re.escape(global_name)}\b", fn.__name__, body)
     body = re.sub(r";\s+(\w+ = )+None", "", body)  # fx's eager-free statements, noise to a reader
+    body = body.replace("torch._C._nn.scaled_dot_product_attention(", "F.scaled_dot_product_attention(")
     body = _SUBSCRIPT.sub(_subscript, body)
     while _GETATTR.search(body):  # getattr(self.layer1, "0").conv1 -> self.layer1[0].conv1
         body = _GETATTR.sub(lambda m: f"{m.group(1)}[{m.group(2)}]", body)

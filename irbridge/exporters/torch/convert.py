@@ -94,6 +94,8 @@ def _module(b: GraphBuilder, model: ir.Model) -> fx.GraphModule:
 
 
 def _bind_outputs(b: GraphBuilder, node: ir.Node, result) -> None:
+    if node in b.done:  # its converter bound the outputs of the chain it replaced
+        return
     results = result if isinstance(result, tuple) else (result,)
     for out, res in zip(node.outputs, results):
         if not out.name:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import operator
 
+import onnx_ir as ir
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..registry import converter
+from . import sdpa_chain
 
 
 @converter("Gemm")
@@ -55,7 +58,39 @@ def matmul(ctx):
             ctx.builder.env[add.outputs[0].name] = y
             ctx.builder.values[add.outputs[0].name] = y.name
         return y
+    if ctx.node in ctx.builder.pending:  # the end of an attention core found at its first MatMul
+        return _attention(ctx, *ctx.builder.pending.pop(ctx.node))
+    if _defer_attention(ctx):
+        return None
     return ctx.call(torch.matmul, ctx.x(0), ctx.x(1))
+
+
+def _defer_attention(ctx) -> bool:
+    """At the scores' MatMul of an attention core (sdpa_chain): leave the core to its last MatMul
+    (by then the mask, computed later in the graph's order, and v exist) and skip the nodes between."""
+    found = sdpa_chain.match(ctx.node)
+    if found is None:
+        return False
+    q, kt, v, scale, mask, guarded, covered = found
+    if len({q.dtype, kt.dtype, v.dtype}) != 1 or ctx.dtype(0) is None or not ctx.dtype(0).is_floating_point \
+            or (mask is not None and mask.dtype not in (q.dtype, ir.DataType.BOOL)):
+        return False
+    ctx.builder.pending[covered[-1]] = (q, kt, v, scale, mask, guarded)
+    ctx.builder.done.update([ctx.node, *covered[:-1]])  # the scores are never bound: only the core reads them
+    return True
+
+
+def _attention(ctx, q, kt, v, scale, mask, guarded):
+    """F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=s), NaN rows set to 0 where
+    the source guards its probabilities (a fully masked row)."""
+    b, name = ctx.builder, ctx.node.outputs[0].name
+    k = b.create("call_method", "transpose", (b.value_of(kt), -2, -1), {}, None)
+    kwargs = {"scale": scale} if mask is None else {"attn_mask": b.value_of(mask), "scale": scale}
+    y = b.create("call_function", F.scaled_dot_product_attention, (b.value_of(q), k, b.value_of(v)), kwargs,
+                 None if guarded else name)
+    if guarded:
+        y = b.create("call_method", "masked_fill", (y, b.create("call_method", "isnan", (y,), {}, None), 0.0), {}, name)
+    return y
 
 
 def _bias_add(ctx, w):
