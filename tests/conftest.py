@@ -61,3 +61,19 @@ def make_model(nodes, inputs, outputs, initializers=(), opset=18) -> onnx.ModelP
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
     model.ir_version = 9
     return model
+
+
+CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
+
+
+def headless_chromium(page, work, *args, size="1200,900") -> str:
+    """Run Debian's chromium headless on the local file `page` (no network, a fresh profile in
+    `work`) with `args` (--screenshot=F, --dump-dom); its stdout."""
+    import subprocess
+
+    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={work}/ud", f"--window-size={size}", *args, f"file://{page}"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from irbridge import sweep as sw
 from irbridge.cli import main
-from tests.conftest import make_model, seeded
+from tests.conftest import CHROMIUM, headless_chromium, make_model, seeded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,7 +190,6 @@ def test_shards_merge_into_the_whole_sweep(swept, models, tmp_path):
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["kind"] == "usage"
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`make test` installs Debian's)")
@@ -201,13 +199,7 @@ def test_html_report_renders_with_the_counts(swept, tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "loads something from the network"
 
     def chromium(*args, url_suffix=""):
-        res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                              "--disable-background-networking", "--disable-quic", "--no-first-run",
-                              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'ud'}",
-                              "--window-size=1200,900", *args, f"file://{report}{url_suffix}"],
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr[-2000:]
-        return res.stdout
+        return headless_chromium(f"{report}{url_suffix}", tmp_path, *args)
 
     shot = tmp_path / "sweep.png"
     chromium(f"--screenshot={shot}")

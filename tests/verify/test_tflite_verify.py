@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
-import subprocess
 
 import numpy as np
 import onnx
 import pytest
 
+from tests.conftest import CHROMIUM, headless_chromium
 from tests.exporters.test_tflite import hard_model
 
 pytest.importorskip("tensorflow", reason="tensorflow is not installed (pip install irbridge[tf])")
@@ -150,7 +149,6 @@ def test_saved_tflite_has_the_usual_mode(files, tmp_path):
     assert stat.S_IMODE((tmp_path / "m.tflite").stat().st_mode) == 0o640
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (`make test` installs Debian's)")
@@ -160,12 +158,7 @@ def test_quantized_html_renders_in_chromium(files, capsys, tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", report.read_text()), "loads from the network"
 
     def chromium(*args):
-        res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                              f"--user-data-dir={tmp_path / 'ud'}", "--window-size=1000,700", *args,
-                              f"file://{report}"], capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr[-2000:]
-        return res.stdout
+        return headless_chromium(report, tmp_path, *args, size="1000,700")
 
     shot = tmp_path / "r.png"
     chromium(f"--screenshot={shot}")
