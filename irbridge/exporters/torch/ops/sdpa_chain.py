@@ -15,19 +15,7 @@ import math
 
 import onnx_ir as ir
 
-
-def _reader(v: ir.Value, *op_types: str):
-    uses = list(v.uses())
-    if len(uses) != 1 or v.is_graph_output() or uses[0][0].op_type not in op_types or uses[0][0].domain:
-        return None
-    return uses[0]
-
-
-def _scalar(v: ir.Value | None) -> float | None:
-    if v is None or v.const_value is None:
-        return None
-    a = v.const_value.numpy()
-    return float(a.reshape(-1)[0]) if a.size == 1 and a.dtype.kind == "f" else None
+from ._chain import only_reader, scalar
 
 
 def match(node: ir.Node):
@@ -38,22 +26,22 @@ def match(node: ir.Node):
     if q.shape is None or kt.shape is None or len(q.shape) != 4 or len(kt.shape) != 4:
         return None
     covered, cur, scale, mask, guarded = [], node, 1.0, None, False
-    step = _reader(cur.outputs[0], "Mul", "Div", "Add", "Softmax")
+    step = only_reader(cur.outputs[0], "Mul", "Div", "Add", "Softmax")
     if step and step[0].op_type in ("Mul", "Div"):
-        s = _scalar(step[0].inputs[1 - step[1]])
+        s = scalar(step[0].inputs[1 - step[1]])
         if s is None or (step[0].op_type == "Div" and step[1] != 0) or s == 0:
             return None
         scale = s if step[0].op_type == "Mul" else 1.0 / s
         cur = step[0]
         covered.append(cur)
-        step = _reader(cur.outputs[0], "Add", "Softmax")
+        step = only_reader(cur.outputs[0], "Add", "Softmax")
     if step and step[0].op_type == "Add":
         mask = step[0].inputs[1 - step[1]]
         if mask.const_value is None and mask.producer() is None and not mask.is_graph_input():
             return None
         cur = step[0]
         covered.append(cur)
-        step = _reader(cur.outputs[0], "Softmax")
+        step = only_reader(cur.outputs[0], "Softmax")
     if not step or step[0].attributes.get_int("axis", -1) not in (-1, 3):
         return None
     cur = step[0]
@@ -63,7 +51,7 @@ def match(node: ir.Node):
         covered += guard
         guarded = True
         cur = guard[-1]
-    step = _reader(cur.outputs[0], "MatMul")
+    step = only_reader(cur.outputs[0], "MatMul")
     if not step or step[1] != 0:
         return None
     covered.append(step[0])
@@ -83,7 +71,7 @@ def _nan_guard(p: ir.Value):
     if len(uses) != 2 or len(isnan) != 1 or len(where) != 1 or p.is_graph_output():
         return None
     w = where[0]
-    if w.inputs[0] is not isnan[0].outputs[0] or w.inputs[2] is not p or _scalar(w.inputs[1]) != 0.0:
+    if w.inputs[0] is not isnan[0].outputs[0] or w.inputs[2] is not p or scalar(w.inputs[1]) != 0.0:
         return None
     if len(list(isnan[0].outputs[0].uses())) != 1:
         return None
