@@ -122,7 +122,7 @@ def _reference(ra: Runner, spec_runner: Runner, inputs, seed: int) -> Reference:
     specs = [(n, checked_shape(n, shapes[n], s) if n in shapes else s, d) for n, s, d in specs]
     model = spec_runner.model
     ranges = integer_ranges(model)
-    first_error, tried = None, []
+    first_error, tried, ran = None, [], None
     for plan in size_plans(specs, model):
         runs = []
         try:
@@ -133,7 +133,12 @@ def _reference(ra: Runner, spec_runner: Runner, inputs, seed: int) -> Reference:
             first_error = first_error or e.error
             tried.append(plan.shapes[len(runs)])
             continue
-        return Reference(runs, ra.input_names, ([plan.note] if plan.note else []) + constant_outputs(runs))
+        found = Reference(runs, ra.input_names, ([plan.note] if plan.note else []) + constant_outputs(runs))
+        if _finite(runs):
+            return found
+        ran = ran or found  # NaN at these sizes (a pooled map of size 0): a larger size may run clean
+    if ran is not None:
+        return ran
     labels = free_labels(specs)
     if not labels:
         raise _cannot_run(first_error) from first_error
@@ -143,6 +148,12 @@ def _reference(ra: Runner, spec_runner: Runner, inputs, seed: int) -> Reference:
                      f"(tried {len(tried)} sizes, from {_fmt(tried[0])}); give the shapes with "
                      f"--input {example}:D1,D2,... (inputs={{{example!r}: shape}}). First error: "
                      f"{_first_line(first_error)}") from first_error
+
+
+def _finite(runs: list[tuple[dict, dict]]) -> bool:
+    """No NaN or infinity in any float output of any run."""
+    return all(np.isfinite(a).all() for _, outputs in runs for a in map(np.asarray, outputs.values())
+               if a.dtype.kind == "f")
 
 
 def constant_outputs(runs: list[tuple[dict, dict]]) -> list[str]:
