@@ -38,7 +38,7 @@ def convert_alone(capsys, model: Path, target: str, out: Path, *extra) -> tuple[
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
-    """conv.onnx (verifies), nms.onnx (NonMaxSuppression: no converter), corrupt.onnx, dense.keras."""
+    """conv.onnx (verifies), unique.onnx (Unique: no converter), corrupt.onnx, dense.keras."""
     d = tmp_path_factory.mktemp("models")
     conv = make_model([helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
                        helper.make_node("Relu", ["c"], ["y"], name="relu")],
@@ -47,13 +47,11 @@ def models(tmp_path_factory) -> Path:
                       [numpy_helper.from_array(seeded((4, 3, 3, 3), 1), "w"),
                        numpy_helper.from_array(seeded((4,), 2), "b")])
     onnx.save(conv, d / "conv.onnx")
-    nms = make_model([helper.make_node("NonMaxSuppression", ["boxes", "scores", "k"], ["sel"], name="nms")],
-                     [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 6, 4]),
-                      helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 6])],
-                     [helper.make_tensor_value_info("sel", TensorProto.INT64, [None, 3])],
-                     [numpy_helper.from_array(np.array([3], np.int64), "k")])
+    unique = make_model([helper.make_node("Unique", ["x"], ["y"], name="unique", sorted=1)],
+                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
     (d / "sub").mkdir()
-    onnx.save(nms, d / "sub" / "nms.onnx")
+    onnx.save(unique, d / "sub" / "unique.onnx")
     (d / "corrupt.onnx").write_bytes(b"\x08\x07not a model" * 8)
     (d / "notes.txt").write_text("not a model")
     keras = pytest.importorskip("keras", reason="keras is not installed (pip install irbridge[tf])")
@@ -74,9 +72,9 @@ def swept(models, tmp_path_factory) -> tuple[dict, Path]:
 
 def test_finds_models_and_shards(models):
     found = sw.discover([models])
-    assert [m.name for m in found] == ["conv.onnx", "corrupt.onnx", "dense.keras", "sub/nms.onnx"]
+    assert [m.name for m in found] == ["conv.onnx", "corrupt.onnx", "dense.keras", "sub/unique.onnx"]
     assert [m.name for m in sw.shard(found, "1/2")] == ["conv.onnx", "dense.keras"]
-    assert [m.name for m in sw.shard(found, "2/2")] == ["corrupt.onnx", "sub/nms.onnx"]
+    assert [m.name for m in sw.shard(found, "2/2")] == ["corrupt.onnx", "sub/unique.onnx"]
     with pytest.raises(ValueError):
         sw.shard(found, "3/2")
 
@@ -95,7 +93,7 @@ def test_sweep_cells_agree_with_converting_each_model_alone(swept, models, tmp_p
     doc, _ = swept
     assert doc["ok"] and doc["targets"] == ["torch"]
     cells = {c["model"]: c for c in doc["cells"]}
-    assert set(cells) == {"conv.onnx", "corrupt.onnx", "dense.keras", "sub/nms.onnx"}
+    assert set(cells) == {"conv.onnx", "corrupt.onnx", "dense.keras", "sub/unique.onnx"}
     for c in doc["cells"]:
         assert set(c) >= {"model", "target", "status", "max_abs", "first_divergence", "unsupported_ops",
                           "error", "seconds"} and c["seconds"] > 0
@@ -113,10 +111,10 @@ def test_sweep_cells_agree_with_converting_each_model_alone(swept, models, tmp_p
             assert c["status"] == "failed" and alone["error"]["kind"] in c["error"]
     # what the folder holds, stated independently of the code under test
     assert cells["conv.onnx"]["status"] == cells["dense.keras"]["status"] == "verified"
-    assert cells["sub/nms.onnx"]["unsupported_ops"] == ["NonMaxSuppression"]
+    assert cells["sub/unique.onnx"]["unsupported_ops"] == ["Unique"]
     assert cells["corrupt.onnx"]["status"] == "failed" and "corrupt.onnx" in cells["corrupt.onnx"]["error"]
     assert doc["totals"] == {"torch": {"verified": 2, "mismatch": 0, "unsupported": 1, "failed": 1}}
-    assert doc["blocking_ops"] == {"NonMaxSuppression": ["sub/nms.onnx"]}
+    assert doc["blocking_ops"] == {"Unique": ["sub/unique.onnx"]}
 
 
 def test_keras_target_and_a_mismatch_agree_with_convert(models, tmp_path, capsys):
