@@ -57,7 +57,7 @@ def test_vgg19_style_network_from_plain_tf_code(torch, tmp_path):
         logits = net(torch.from_numpy(x)).numpy()
     km = irbridge.convert(net, "keras", inputs={"x": (1, 3, 64, 64)}).exported
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    keras_pool = keras.Model(km.inputs, km.get_layer("block5_pool").output)(x_nhwc)
+    keras_pool = keras.Model(km.input, km.get_layer("block5_pool").output)(x_nhwc)
     irbridge.convert(net, "tf", tmp_path / "vgg_tf", inputs={"x": (1, 3, 64, 64)})
     np.save(tmp_path / "x.npy", x_nhwc)
     run = subprocess.run([sys.executable, "-c", PLAIN_TF, str(tmp_path / "vgg_tf"), str(tmp_path / "x.npy")],
