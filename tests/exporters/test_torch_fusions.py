@@ -73,9 +73,10 @@ def test_attention_core_is_one_sdpa_call_even_for_a_fully_masked_row(tmp_path):
     becomes F.scaled_dot_product_attention in model.py; reloaded as a user would, it matches
     onnxruntime at a third size, a row whose mask is all zeros included (the guard's 0 output)."""
     pytest.importorskip("transformers")
+    from irbridge.models import hf_corpus
+
     import irbridge
     from irbridge.exporters.torch import load_saved
-    from irbridge.models import hf_corpus
 
     src = hf_corpus.export("bert", tmp_path / "bert.onnx", "torchscript")
     res = irbridge.convert(src, "torch", tmp_path / "out")
