@@ -47,7 +47,6 @@ def source(name: str):
     """The transformers module (eval, seed 0), taking positional inputs, returning its last hidden state."""
     import torch
     import transformers
-
     from irbridge.models.hf_corpus import _first_output
 
     spec = MODELS[name]
@@ -123,7 +122,7 @@ def worker_keras(names, batches, repeats) -> list[dict]:
     rows = []
     for name in names:
         model = keras.saving.load_model(WORK / f"{name}.keras")
-        fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), jit_compile=False)
+        fn = tf.function(lambda *xs, m=model: m(list(xs) if len(xs) > 1 else xs[0], training=False), jit_compile=False)
         for batch in batches:
             args = [tf.constant(a) for a in inputs(name, batch)]
             if name == "vit":  # the Keras model takes NHWC images

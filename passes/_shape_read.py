@@ -11,11 +11,12 @@ from ._weights import const
 # from a tensor at run time, or None when it cannot be told.
 
 
-def target_entries(v: ir.Value | None, depth: int = 0) -> list | None:
+def target_entries(v: ir.Value | None, depth: int = 0, arithmetic: bool = False) -> list | None:
     """The entries of a 1-D int64 shape value as far as they are known before run time: ints
     for constants, ("dim", x, axis) for `Shape(x)[axis]`, None where unknown. Follows Shape (with
     start/end), Slice with constant bounds, Gather with constant indices, Concat, Unsqueeze,
-    Squeeze, Cast and Identity. None if the value is none of these."""
+    Squeeze, Cast and Identity; with `arithmetic`, Mul/Div/Add/Sub of known ints too (the Keras
+    exporter's reading). None if the value is none of these."""
     if v is None or depth > 20:
         return None
     c = const(v)
@@ -26,7 +27,7 @@ def target_entries(v: ir.Value | None, depth: int = 0) -> list | None:
         return None
 
     def arg(i):
-        return target_entries(n.inputs[i], depth + 1) if i < len(n.inputs) else None
+        return target_entries(n.inputs[i], depth + 1, arithmetic) if i < len(n.inputs) else None
 
     if n.op_type == "Shape":
         x = n.inputs[0]
@@ -52,7 +53,27 @@ def target_entries(v: ir.Value | None, depth: int = 0) -> list | None:
             return None
         step = int(bounds[3].reshape(-1)[0]) if bounds[3] is not None else 1
         return data[slice(int(bounds[0].reshape(-1)[0]), int(bounds[1].reshape(-1)[0]), step)]
+    if arithmetic and n.op_type in _ARITHMETIC:
+        return _elementwise(_ARITHMETIC[n.op_type], arg(0), arg(1))
     return None
+
+
+_ARITHMETIC = {"Mul": lambda p, q: p * q, "Div": lambda p, q: p // q, "Add": lambda p, q: p + q,
+               "Sub": lambda p, q: p - q}
+
+
+def _elementwise(f, x: list | None, y: list | None) -> list | None:
+    """f over two entry lists (one may be a single entry, broadcast); None where either is unknown."""
+    if x is None or y is None:
+        return None
+    if len(x) != len(y):
+        if len(x) == 1:
+            x = x * len(y)
+        elif len(y) == 1:
+            y = y * len(x)
+        else:
+            return None
+    return [f(p, q) if isinstance(p, int) and isinstance(q, int) else None for p, q in zip(x, y)]
 
 
 def is_dim(entry, x: ir.Value, axis: int, position: int | None = None, allowzero: bool = False) -> bool:

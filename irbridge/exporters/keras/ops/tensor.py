@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import onnx_ir as ir
 
+from ....passes._shape_read import target_entries
 from ..builder import Held, fuser, keeps_batch, same_dim
 from ..registry import Unsupported, converter
 
@@ -50,56 +51,11 @@ def with_sizes(ctx, x, sizes: dict[int, int]):
 
 
 # --- static reading of shape arithmetic ------------------------------------------------------------
-def shape_entries(v: ir.Value, depth: int = 0):
+def shape_entries(v: ir.Value):
     """The entries of a 1-D int64 shape value as far as they are known before run time: an int,
-    ('dim', value, axis) for a size read from a tensor, or None; None if nothing is known."""
-    if v is None or depth > 20:
-        return None
-    if v.const_value is not None and not v.is_graph_input():
-        return [int(x) for x in v.const_value.numpy().reshape(-1)]
-    n = v.producer()
-    if n is None or n.domain:
-        return None
-    a = lambda i: shape_entries(n.inputs[i], depth + 1) if i < len(n.inputs) else None  # noqa: E731
-    if n.op_type == "Shape":
-        x = n.inputs[0]
-        if x.shape is None:
-            return None
-        rank = len(x.shape)
-        start = n.attributes.get_int("start", 0)
-        end = n.attributes.get_int("end", rank)
-        return [d if isinstance(d, int) else ("dim", x, i)
-                for i, d in list(enumerate(x.shape))[slice(start, end)]]
-    if n.op_type in ("Unsqueeze", "Squeeze", "Cast", "Identity"):
-        return a(0)
-    if n.op_type == "Concat":
-        parts = [a(i) for i in range(len(n.inputs))]
-        return None if any(p is None for p in parts) else sum(parts, [])
-    if n.op_type == "Gather":
-        data, idx = a(0), n.inputs[1].const_value
-        if data is None or idx is None:
-            return None
-        return [data[int(i)] for i in idx.numpy().reshape(-1)]
-    if n.op_type == "Slice" and all(n.inputs[i] is not None and n.inputs[i].const_value is not None
-                                    for i in range(1, len(n.inputs))):
-        data = a(0)
-        if data is None:
-            return None
-        s, e = (int(n.inputs[i].const_value.numpy().reshape(-1)[0]) for i in (1, 2))
-        step = int(n.inputs[4].const_value.numpy().reshape(-1)[0]) if len(n.inputs) > 4 else 1
-        return data[slice(s, e, step)]
-    if n.op_type in ("Mul", "Div", "Add", "Sub"):
-        x, y = a(0), a(1)
-        if x is None or y is None:
-            return None
-        if len(x) != len(y):
-            x, y = (x * len(y), y) if len(x) == 1 else (x, y * len(x)) if len(y) == 1 else (None, None)
-            if x is None:
-                return None
-        f = {"Mul": lambda p, q: p * q, "Div": lambda p, q: p // q, "Add": lambda p, q: p + q,
-             "Sub": lambda p, q: p - q}[n.op_type]
-        return [f(p, q) if isinstance(p, int) and isinstance(q, int) else None for p, q in zip(x, y)]
-    return None
+    ('dim', value, axis) for a size read from a tensor, or None; None if nothing is known
+    (the passes' reading, with integer arithmetic)."""
+    return target_entries(v, arithmetic=True)
 
 
 _BATCH_KEEPERS = {"Add", "Sub", "Mul", "Div", "Pow", "MatMul", "LayerNormalization", "Softmax", "Erf",
