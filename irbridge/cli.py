@@ -8,6 +8,7 @@ stdout; logs go to stderr. Heavy modules are imported inside the commands, so `-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -146,7 +147,8 @@ def _common(p):
         p.add_argument("--trust-pickle", action="store_true",
                        help="unpickle a whole-module .pt/.pth file (runs code from it: trusted files only)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks and irbridge's debug log (e.g. why an attention block stays Dense + einsum)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries(debug)
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        with _debug_log(debug):
+            return COMMANDS[args.command](args)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)
     except BrokenPipeError:  # `irbridge ops | head`
@@ -181,6 +184,28 @@ def _quiet_libraries(debug: bool) -> None:
 
     if not debug:
         logging.getLogger("onnx_ir").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _debug_log(debug: bool):
+    """Under --debug, irbridge's own loggers speak on stderr at DEBUG level for the command's run:
+    the reasons behind choices (why a block stayed Dense + einsum, ...) that are not errors."""
+    if not debug:
+        yield
+        return
+    import logging
+
+    logger = logging.getLogger("irbridge")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("irbridge: debug: %(name)s: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _terminate_cleanly() -> None:

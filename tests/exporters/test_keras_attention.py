@@ -208,3 +208,17 @@ def test_helper_built_attention(kwargs, mha, why, tmp_path, caplog):
             feeds["bias"] = rng.standard_normal((batch, 1, 1, seq)).astype(np.float32)
         got = km(list(feeds.values()) if len(feeds) > 1 else feeds["x"], training=False)
         assert_close(np.asarray(got), ort_run(model, feeds)[0])
+
+
+def test_cli_debug_says_why_attention_stays_dense(tmp_path, capsys):
+    """`irbridge convert --debug` prints the exporter's reasons on stderr; without it they stay quiet."""
+    from irbridge.cli import main
+
+    path = tmp_path / "attn.onnx"
+    onnx.save(_attention_model(scale=0.3), str(path))
+    for flag, shown in (("--debug", True), (None, False)):
+        argv = ["convert", str(path), "--to", "keras", "-o", str(tmp_path / f"m{shown}.keras")] + ([flag] if flag else [])
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        said = "stays Dense + einsum: the scores are scaled by 0.3, not 1/sqrt(4)" in err
+        assert said == shown, err
