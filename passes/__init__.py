@@ -42,6 +42,7 @@ def register(name: str, description: str | None = None):
 
 # The order matters; each comment says why a pass stands where it does.
 DEFAULT_PIPELINE: list[str] = [
+    "drop-stale-dims",  # first: every pass after it reads shapes, which must hold at every size of a free dim
     "fold-weight-layout",  # before fold-constants, which would fold the same ops but drop the marks
     "fold-kernel-flip",  # likewise: bakes Theano's kernel flips into the weights
     "recover-batchnorm",  # before fold-constants, which would merge Keras's statistics into two vectors
@@ -125,6 +126,7 @@ def _load_all() -> None:
         conv_to_dense,
         dense_to_conv,
         drop_noop_reshape,
+        drop_stale_dims,
         fold_batchnorm,
         fold_constants,
         fold_kernel_flip,
