@@ -21,6 +21,9 @@ LAYOUT_FREE = UNARY | BINARY_ELEMENTWISE | REDUCE | {"Concat", "Softmax", "LogSo
 # Ops that resize some axes of their input 0 and work in any layout: their output is held as
 # their input is. An image resize (N and C kept) counts as channels-first for graph inputs.
 RESIZE = {"Resize", "Upsample"}
+# Ops that cut some axes of their input 0, named by constant `axes` (input 3, absent: the
+# leading axes): held as their input is, the exporter slicing the held axes.
+SLICE = {"Slice"}
 
 
 def channels_last(rank: int) -> tuple[int, ...]:
@@ -149,6 +152,9 @@ def _output_perms(node: ir.Node) -> list:
         return [out if out[0] == 0 else None]
     if node.op_type in RESIZE and node.domain == "":
         return [physical_perm(node.inputs[0])]
+    if node.op_type in SLICE and node.domain == "" and const(node.inputs[0]) is None \
+            and (len(node.inputs) < 4 or node.inputs[3] is None or const(node.inputs[3]) is not None):
+        return [physical_perm(node.inputs[0])]  # wav2vec2's positional conv drops its last step
     if node.op_type in LAYOUT_FREE:
         for v in node.inputs:
             if v is not None and const(v) is None and _rank(v) == rank:

@@ -15,8 +15,12 @@ What is asserted, per row:
   (B, C, T) -> (B, T, C) transpose before the LayerNorm is a free view.
 - LLaMA (transformers, dynamo export, grouped-query attention, rotary embedding): no Permute
   (the unbatch-transpose and sink-head-transposes passes).
+- a Conv1D whose output is cut by Slices (wav2vec2's positional convolution drops its last
+  step) and read as a sequence: no Permute; the Slices cut the axes where the channels-last
+  data holds them (assign-nhwc holds a Slice's output as its input when `axes` is constant).
 - with IRBRIDGE_FULL_ZOO=1 also GPT-2, DeiT, CLIP vision and Whisper's encoder: none (Whisper's
-  head merge through the drop-noop-reshape pass); transformers' wav2vec2: two, see its row.
+  head merge through the drop-noop-reshape pass); transformers' wav2vec2: none (its
+  positional convolution as above).
 
 The nine zoo CNNs staying Permute-free is tests/exporters/test_keras_zoo.py.
 """
@@ -60,6 +64,34 @@ def _hf_row(name):
     return build
 
 
+def _sliced_conv(tmp_path):
+    """x [batch, 4, frames] -> Conv1d(6, k=3, pad=1) -> Slice(axes=[2], [0:-1]) (wav2vec2's
+    padding cut) -> Slice(no axes: [0:big, 4:0:-2], the channels reversed in steps of 2)
+    -> Gelu -> Transpose(0, 2, 1) -> y [batch, frames-1, 2]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tests.conftest import make_model, seeded
+
+    def ints(name, v):
+        return helper.make_tensor(name, TensorProto.INT64, [len(v)], v)
+
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1], kernel_shape=[3]),
+             helper.make_node("Slice", ["c", "zero", "minus1", "two"], ["cut"]),
+             helper.make_node("Slice", ["cut", "starts", "ends", "", "steps"], ["rev"]),
+             helper.make_node("Gelu", ["rev"], ["g"]),
+             helper.make_node("Transpose", ["g"], ["y"], perm=[0, 2, 1])]
+    inits = [onnx.numpy_helper.from_array(seeded((6, 4, 3), seed=1), "w"),
+             onnx.numpy_helper.from_array(seeded((6,), seed=2), "b"),
+             ints("zero", [0]), ints("minus1", [-1]), ints("two", [2]),
+             ints("starts", [0, 4]), ints("ends", [2**62, 0]), ints("steps", [1, -2])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, "frames"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "frames_cut", 2])
+    path = tmp_path / "sliced_conv.onnx"
+    onnx.save(make_model(nodes, [x], [y], inits, opset=20), str(path))
+    return path
+
+
 def _wav2vec2_layer_norm(tmp_path):
     from tests.exporters.test_torch_dynamic import _wav2vec2
 
@@ -76,9 +108,10 @@ ROWS = {
     "deit": (_hf_zoo("deit"), [{"batch": 2}, {"batch": 3}], 0, None),
     "clip_vision": (_hf_zoo("clip_vision"), [{"batch": 2}, {"batch": 3}], 0, None),
     "whisper_encoder": (_hf_zoo("whisper_encoder"), [{"batch": 2}, {"batch": 3}], 0, None),
-    # transformers' Wav2Vec2Model (LayerNorm front end): two around the positional convolution,
-    # whose padding Slice the Keras exporter reads in ONNX order
-    "wav2vec2": (_wav2vec2_layer_norm, [{"batch": 2, "samples": 1600}, {"batch": 3, "samples": 2400}], 2, "entry"),
+    "sliced_conv": (_sliced_conv, [{"batch": 2, "frames": 9}, {"batch": 3, "frames": 14}], 0, None),
+    # transformers' Wav2Vec2Model (LayerNorm front end): its positional convolution's padding
+    # Slice cuts the channels-last Conv1D output where it holds the time axis
+    "wav2vec2": (_wav2vec2_layer_norm, [{"batch": 2, "samples": 1600}, {"batch": 3, "samples": 2400}], 0, "entry"),
 }
 
 
@@ -90,7 +123,7 @@ def layout_layers(km) -> tuple[list, list]:
     return permutes, transposes
 
 
-@pytest.mark.parametrize("name", zoo_subset(ROWS, everyday=("vit", "audio", "llama")))
+@pytest.mark.parametrize("name", zoo_subset(ROWS, everyday=("vit", "audio", "llama", "sliced_conv")))
 def test_transformer_exports_hold_no_permute_in_their_blocks(name, tmp_path):
     import irbridge
     from irbridge.exporters.keras import info

@@ -201,7 +201,12 @@ def squeeze(ctx):
 
 @converter("Slice", since=10)
 def slice_(ctx):
-    return op(ctx, "slice")
+    """Cut in the layout the input is held (assign-nhwc holds the output so when `axes` is
+    constant): a channels-last Conv1D output loses its last step without a Permute."""
+    perm = ctx.perm_out(0)
+    if perm == ident(len(perm)):
+        return op(ctx, "slice")
+    return op(ctx, "slice", {"perm": list(perm)}, perm=perm)
 
 
 @converter("Expand", since=8)
