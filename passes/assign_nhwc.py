@@ -152,6 +152,8 @@ def _output_perms(node: ir.Node) -> list:
         return [out if out[0] == 0 else None]
     if node.op_type in RESIZE and node.domain == "":
         return [physical_perm(node.inputs[0])]
+    if node.op_type == "Reshape" and node.domain == "" and _group_norm_x(node) is not None:
+        return [physical_perm(_group_norm_x(node))]
     if node.op_type in SLICE and node.domain == "" and const(node.inputs[0]) is None \
             and (len(node.inputs) < 4 or node.inputs[3] is None or const(node.inputs[3]) is not None):
         return [physical_perm(node.inputs[0])]  # wav2vec2's positional conv drops its last step
@@ -160,6 +162,27 @@ def _output_perms(node: ir.Node) -> list:
             if v is not None and const(v) is None and _rank(v) == rank:
                 return [physical_perm(v)] * len(node.outputs)
     return [None] * len(node.outputs)
+
+
+def _group_norm_x(back: ir.Node) -> ir.Value | None:
+    """x, where `back` ends PyTorch's decomposed GroupNorm of x: its output is x's shape again,
+    held as x is (the exporters compute the whole chain as one layer on x as held):
+
+        x -> Reshape([0, G, -1]) -> InstanceNormalization -> back = Reshape(_, Shape(x))
+    """
+    norm = back.inputs[0].producer() if back.inputs[0] is not None else None
+    if norm is None or norm.op_type != "InstanceNormalization" or norm.domain or len(back.inputs) < 2:
+        return None
+    front = norm.inputs[0].producer()
+    shape = back.inputs[1].producer() if back.inputs[1] is not None else None
+    if front is None or front.op_type != "Reshape" or shape is None or shape.op_type != "Shape":
+        return None
+    x = front.inputs[0]
+    rank = _rank(x)
+    if shape.inputs[0] is not x or not rank or shape.attributes.get_int("start", 0) != 0 \
+            or shape.attributes.get_int("end", rank) < rank:
+        return None
+    return x
 
 
 def _rank(v: ir.Value) -> int | None:

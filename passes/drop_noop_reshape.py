@@ -38,7 +38,7 @@ class DropNoopReshape(ir.passes.InPlacePass):
             x = node.inputs[0]
             if _around_instance_norm(node):
                 continue
-            entries = target_entries(node.inputs[1]) if len(node.inputs) > 1 else None
+            entries = target_entries(node.inputs[1], symbolic=True) if len(node.inputs) > 1 else None
             if x is None or x.shape is None or entries is None or len(entries) != len(x.shape):
                 continue
             proven = [is_dim(e, x, i, position=i, allowzero=allowzero(node)) for i, e in enumerate(entries)]

@@ -18,6 +18,10 @@ What is asserted, per row:
 - a Conv1D whose output is cut by Slices (wav2vec2's positional convolution drops its last
   step) and read as a sequence: no Permute; the Slices cut the axes where the channels-last
   data holds them (assign-nhwc holds a Slice's output as its input when `axes` is constant).
+- wav2vec2 of the real-world corpus, dynamo export: none. Its GroupNorm (Reshape ->
+  InstanceNormalization -> Reshape(Shape(x))) keeps the Conv1D's channels-last layout, and its
+  attention's head merge Reshape, whose frame count is computed from the samples
+  (Shape(s)[1] // 20 - 1, the dim named `((sequence//20)) - 1`), is proven a no-op.
 - with IRBRIDGE_FULL_ZOO=1 also GPT-2, DeiT, CLIP vision and Whisper's encoder: none (Whisper's
   head merge through the drop-noop-reshape pass); transformers' wav2vec2: none (its
   positional convolution as above).
@@ -61,6 +65,15 @@ def _hf_row(name):
         from tests.exporters.test_keras_transformers import HF_ROWS
 
         return dict(HF_ROWS)[name](tmp_path)
+    return build
+
+
+def _hf_corpus(name, style):
+    def build(tmp_path):
+        pytest.importorskip("transformers")
+        from irbridge.models import hf_corpus
+
+        return hf_corpus.export(name, tmp_path / f"{name}-{style}.onnx", style)
     return build
 
 
@@ -112,6 +125,11 @@ ROWS = {
     # transformers' Wav2Vec2Model (LayerNorm front end): its positional convolution's padding
     # Slice cuts the channels-last Conv1D output where it holds the time axis
     "wav2vec2": (_wav2vec2_layer_norm, [{"batch": 2, "samples": 1600}, {"batch": 3, "samples": 2400}], 0, "entry"),
+    # the corpus' dynamo export (GroupNorm front end): the GroupNorm's closing Reshape(Shape(x))
+    # is held as x (channels-last) and its Shape(start=0) recognised; the head merge's
+    # Reshape to [B, 4, Shape(s)[1] // 20 - 1, 8] is proven a no-op by the frames dim's name
+    "wav2vec2_dynamo": (_hf_corpus("wav2vec2", "dynamo"),
+                        [{"batch": 2, "sequence": 1600}, {"batch": 3, "sequence": 2400}], 0, "entry"),
 }
 
 
@@ -123,7 +141,7 @@ def layout_layers(km) -> tuple[list, list]:
     return permutes, transposes
 
 
-@pytest.mark.parametrize("name", zoo_subset(ROWS, everyday=("vit", "audio", "llama", "sliced_conv")))
+@pytest.mark.parametrize("name", zoo_subset(ROWS, everyday=("vit", "audio", "llama", "sliced_conv", "wav2vec2_dynamo")))
 def test_transformer_exports_hold_no_permute_in_their_blocks(name, tmp_path):
     import irbridge
     from irbridge.exporters.keras import info

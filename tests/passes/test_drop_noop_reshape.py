@@ -79,3 +79,44 @@ def test_the_reshapes_that_mark_a_group_norm_stay():
     model = ir.serde.deserialize_model(proto)
     passes.run(model, ["drop-noop-reshape"])
     assert [n.op_type for n in model.graph] == ["Reshape", "InstanceNormalization", "Shape", "Reshape"]
+
+
+def _dynamo_head_merge(name: str):
+    """The dynamo export of wav2vec2's attention: a [B, 4, <name>, 8], where the exporter names
+    the frame count by its expression in the samples, is reshaped (allowzero) to
+    [Shape(s)[0], 4, Reshape(Shape(s)[1] // 20 + -1, [-1]), 8] -> Transpose(0,2,1,3) -> y."""
+    nodes = [helper.make_node("Shape", ["s"], ["batch"], start=0, end=1),
+             helper.make_node("Shape", ["s"], ["samples"], start=1, end=2),
+             helper.make_node("Squeeze", ["samples"], ["n"]),
+             helper.make_node("Div", ["n", "twenty"], ["q"]),
+             helper.make_node("Add", ["minus_one_scalar", "q"], ["frames"]),
+             helper.make_node("Reshape", ["frames", "minus_one"], ["frames_1d"]),
+             helper.make_node("Concat", ["batch", "four", "frames_1d", "eight"], ["target"], axis=0),
+             helper.make_node("Reshape", ["a", "target"], ["r"], name="view", allowzero=1),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 1, 3])]
+    inits = [numpy_helper.from_array(np.array(20, np.int64), "twenty"),
+             numpy_helper.from_array(np.array(-1, np.int64), "minus_one_scalar"),
+             _const("minus_one", [-1]), _const("four", [4]), _const("eight", [8])]
+    inputs = [helper.make_tensor_value_info("s", F, ["batch", "sequence"]),
+              helper.make_tensor_value_info("a", F, ["batch", 4, name, 8])]
+    proto = make_model(nodes, inputs, [helper.make_tensor_value_info("y", F, None)], inits)
+    return ir.serde.deserialize_model(proto)
+
+
+def test_a_size_computed_as_the_dims_symbolic_expression_is_proven():
+    """The entry Shape(s)[1] // 20 + -1 is the dim named ((sequence//20)) - 1 (canonical forms
+    compared), so the Reshape goes; onnxruntime before and after at two batches and lengths."""
+    model = _dynamo_head_merge("((sequence//20)) - 1")
+    before = ir.to_proto(model)
+    passes.run(model, ["drop-noop-reshape", "remove-unused"])
+    assert [n.op_type for n in model.graph] == ["Transpose"]
+    for batch, samples in ((2, 100), (3, 143)):
+        feeds = {"s": seeded((batch, samples), seed=batch), "a": seeded((batch, 4, samples // 20 - 1, 8), seed=7)}
+        np.testing.assert_array_equal(ort_run(ir.to_proto(model), feeds)[0], ort_run(before, feeds)[0])
+
+
+@pytest.mark.parametrize("name", ["((sequence//10)) - 1", "sequence - 1", "frames"])
+def test_a_size_of_another_expression_is_not_proven(name):
+    model = _dynamo_head_merge(name)
+    passes.run(model, ["drop-noop-reshape"])
+    assert "Reshape" in [n.op_type for n in model.graph]

@@ -97,8 +97,9 @@ def find_group_norms(b, graph) -> None:
         if scale is None or bias is None or back is None or back.inputs[0] is not norm.outputs[0]:
             continue
         shape_src = back.inputs[1].producer() if back.inputs[1] is not None else None
+        # the whole shape of x (the dynamo exporter writes start=0 explicitly)
         same = shape_src is not None and shape_src.op_type == "Shape" and shape_src.inputs[0] is x and \
-            not shape_src.attributes.get("start") and not shape_src.attributes.get("end")
+            shape_src.attributes.get_int("start", 0) == 0 and shape_src.attributes.get_int("end", rank) >= rank
         if not same:
             c = back.inputs[1].const_value if back.inputs[1] is not None else None
             same = c is not None and all(isinstance(d, int) for d in x.shape) and \
