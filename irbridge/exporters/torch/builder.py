@@ -261,7 +261,8 @@ class GraphBuilder:
         self.buffers: dict[str, str] = {}  # onnx value name -> buffer attribute
         self.env: dict[str, fx.Node] = {}  # onnx value name -> fx node
         self.done: set[ir.Node] = set()  # nodes a converter did the work of (a Linear's bias Add)
-        self.pending: dict[ir.Node, tuple] = {}  # node -> what its converter emits (an attention core's end)
+        self.pending: dict[ir.Node, Any] = {}  # node -> what its converter emits (an attention core's end)
+        self.masks: dict[str, fx.Node] = {}  # boolean mask -> its additive mask, made once for every layer
         self.values: dict[str, str] = {}  # onnx value name -> fx node name
         self.dims: dict[str, Dims] = {}  # onnx shape values held as Python lists (see Dims)
         self.nonneg: set[fx.Node] = set()  # graph scalars known >= 0 (sizes, their products)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import operator
 
+import numpy as np
 import onnx_ir as ir
 import torch
+import torch.fx
 from torch import nn
 from torch.nn import functional as F
 
+from .. import hierarchy
+from ..builder import TORCH_DTYPES
 from ..registry import converter
 from . import sdpa_chain
 
@@ -59,7 +64,7 @@ def matmul(ctx):
             ctx.builder.values[add.outputs[0].name] = y.name
         return y
     if ctx.node in ctx.builder.pending:  # the end of an attention core found at its first MatMul
-        return _attention(ctx, *ctx.builder.pending.pop(ctx.node))
+        return _attention(ctx, ctx.builder.pending.pop(ctx.node))
     if _defer_attention(ctx):
         return None
     return ctx.call(torch.matmul, ctx.x(0), ctx.x(1))
@@ -68,29 +73,77 @@ def matmul(ctx):
 def _defer_attention(ctx) -> bool:
     """At the scores' MatMul of an attention core (sdpa_chain): leave the core to its last MatMul
     (by then the mask, computed later in the graph's order, and v exist) and skip the nodes between."""
-    found = sdpa_chain.match(ctx.node)
-    if found is None:
+    core = sdpa_chain.match(ctx.node)
+    if core is None:
         return False
-    q, kt, v, scale, mask, guarded, covered = found
-    if len({q.dtype, kt.dtype, v.dtype}) != 1 or ctx.dtype(0) is None or not ctx.dtype(0).is_floating_point \
+    q, v, mask = core.q, core.v, core.mask
+    if len({q.dtype, core.k.dtype, v.dtype}) != 1 or TORCH_DTYPES.get(q.dtype) is None \
+            or not TORCH_DTYPES[q.dtype].is_floating_point \
             or (mask is not None and mask.dtype not in (q.dtype, ir.DataType.BOOL)):
         return False
-    ctx.builder.pending[covered[-1]] = (q, kt, v, scale, mask, guarded)
-    ctx.builder.done.update([ctx.node, *covered[:-1]])  # the scores are never bound: only the core reads them
+    b = ctx.builder
+    b.pending[core.covered[-1]] = core
+    b.done.update([ctx.node, *core.covered[:-1]])  # the scores are never bound: only the core reads them
+    b.done.update(n for n in core.folded if not _converted(b, n))  # e.g. the mask's Where, later in order
     return True
 
 
-def _attention(ctx, q, kt, v, scale, mask, guarded):
-    """F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=s), NaN rows set to 0 where
-    the source guards its probabilities (a fully masked row)."""
-    b, name = ctx.builder, ctx.node.outputs[0].name
-    k = b.create("call_method", "transpose", (b.value_of(kt), -2, -1), {}, None)
-    kwargs = {"scale": scale} if mask is None else {"attn_mask": b.value_of(mask), "scale": scale}
-    y = b.create("call_function", F.scaled_dot_product_attention, (b.value_of(q), k, b.value_of(v)), kwargs,
-                 None if guarded else name)
-    if guarded:
-        y = b.create("call_method", "masked_fill", (y, b.create("call_method", "isnan", (y,), {}, None), 0.0), {}, name)
+def _converted(b, node) -> bool:
+    return any(o.name in b.env or o.name in b.dims for o in node.outputs)
+
+
+def _attention(ctx, core):
+    """F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=s); the result's NaN (a row
+    the source's guard sets to 0) set to 0 in place where the source guards its probabilities."""
+    b, name = ctx.builder, ctx.out_name()
+    if ctx.node.outputs[0].name.startswith("/") and hierarchy.scope_path(ctx.node.outputs[0].name):
+        name = hierarchy.scope_path(ctx.node.outputs[0].name) + "_attention"  # m_encoder_layer_0_attention_self_attention
+    k = b.value_of(core.k)
+    k = (b.create("call_method", "transpose", (k, -2, -1), {}, f"{k.name}_keys") if core.k_perm is None
+         else b.create("call_method", "permute", (k, *core.k_perm), {}, f"{k.name}_keys"))
+    scale = core.scale
+    if core.q.dtype in (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16):
+        scale = float(str(np.float32(scale)))  # the kernel's float: 0.125, not 0.12500000214
+    q = b.value_of(core.q)
+    if core.q_perm is not None:
+        q = b.create("call_method", "permute", (q, *core.q_perm), {}, f"{q.name}_queries")
+    kwargs = {"scale": scale} if core.mask is None else {"attn_mask": _mask(b, core), "scale": scale}
+    y = b.create("call_function", F.scaled_dot_product_attention, (q, k, b.value_of(core.v)),
+                 kwargs, f"{name}_unguarded" if core.guarded else name)
+    if core.guarded:  # in place on SDPA's fresh output: keeps its layout, so the heads' merge is a view
+        y = b.create("call_method", "nan_to_num_", (y, 0.0, math.inf, -math.inf), {}, name)
+    _drop(b, [n for n in core.folded if _converted(b, n)])
     return y
+
+
+def _mask(b, core):
+    """The mask as SDPA takes it: for Where(m, 0, -inf), which every layer repeats, one
+    `torch.where(m, 0.0, -inf)` (float32) that the layers share."""
+    if not core.additive_of:
+        return b.value_of(core.mask)
+    if core.mask.name not in b.masks:
+        m = b.value_of(core.mask)
+        dtype = TORCH_DTYPES[core.q.dtype]
+        additive = b.create("call_function", torch.where, (m, 0.0, -math.inf), {},
+                            f"{m.name}_additive" if dtype == torch.float32 else None)
+        if dtype != torch.float32:
+            additive = b.create("call_method", "to", (additive, dtype), {}, f"{m.name}_additive")
+        b.masks[core.mask.name] = additive
+    return b.masks[core.mask.name]
+
+
+def _drop(b, nodes) -> None:
+    """Erase the torch-graph values of ONNX nodes the attention core made unused (q's and k's scalar
+    Muls, k's Transpose), latest first."""
+    for node in reversed(nodes):
+        own = {id(b.env.get(i.name)) for i in node.inputs if i is not None}
+        for out in node.outputs:
+            fx_node = b.env.get(out.name)
+            if isinstance(fx_node, torch.fx.Node) and id(fx_node) not in own and not fx_node.users \
+                    and fx_node.op.startswith("call_"):
+                b.graph.erase_node(fx_node)
+                del b.env[out.name]
+                b.values.pop(out.name, None)
 
 
 def _bias_add(ctx, w):
