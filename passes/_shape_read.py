@@ -103,7 +103,10 @@ def is_dim(entry, x: ir.Value, axis: int, position: int | None = None, allowzero
         if same_size(other, d):
             return True
         form = _dim_form(other)
-        return form is not None and form == _dim_form(d)
+        if form is not None and form == _dim_form(d):
+            return True
+        a, b = dim_origin(y, k), dim_origin(x, axis)
+        return a[0] is b[0] and a[1] == b[1]
     if isinstance(entry, int):
         if entry == 0 and not allowzero and position is not None:
             return position % len(x.shape) == axis % len(x.shape)
@@ -216,4 +219,99 @@ def _combine(op: str, p: dict, q: dict) -> dict | None:
         if all(c % k == 0 for c in p.values()):  # (k*a + k*b) // k = a + b
             return {a: c // k for a, c in p.items()}
         return {("floordiv", tuple(sorted(p.items(), key=repr)), k): 1}
+    return None
+
+
+# --- where a size comes from ---------------------------------------------------------------------
+# ops whose output has input 0's shape
+_SAME_SHAPE = {"Relu", "Sigmoid", "Tanh", "Erf", "Gelu", "Softmax", "LogSoftmax", "LayerNormalization",
+               "Cast", "Identity", "Dropout", "Neg", "Sqrt", "Reciprocal", "Abs", "Exp", "Log", "IsNaN",
+               "IsInf", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Clip", "Not", "Floor",
+               "Ceil", "Round", "Sign", "Sin", "Cos", "InstanceNormalization", "BatchNormalization",
+               "SimplifiedLayerNormalization", "RMSNormalization", "Softplus", "Mish", "Celu"}
+# ops whose output keeps input 0's axis 0 (the batch)
+_BATCH_KEEP = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+               "LpPool", "GlobalLpPool", "GroupNormalization"}
+# elementwise ops with multidirectional broadcasting
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+              "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Mod"}
+
+
+def dim_origin(v: ir.Value, axis: int, depth: int = 0) -> tuple:
+    """(value, axis) that the size of `v` on `axis` provably is, as far back as it can be followed:
+    through ops that keep an axis (elementwise, norms, a conv's batch), Transposes, MatMul's rows
+    and columns, Reshapes whose target entry there is a size read from a tensor (or a 0 copying
+    it), and broadcasting where every other operand is 1 or absent on that axis, or has the same
+    origin. Two sizes with the same origin are equal.
+
+        x [B, 256, 16] -> Reshape([Shape(x)[0], 16, 16, 16]) -> Transpose -> Conv -> y [?, 16, 8, 8]
+        dim_origin(y, 0) == (x, 0)
+    """
+    while depth < 200:
+        depth += 1
+        n = v.producer()
+        rank = len(v.shape) if v.shape is not None else None
+        if n is None or n.domain or not rank:
+            return v, axis
+        axis %= rank
+        ins = [u for u in n.inputs]
+        if n.op_type in _SAME_SHAPE and ins and ins[0] is not None and _rank_of(ins[0]) == rank:
+            v = ins[0]
+        elif n.op_type in _BATCH_KEEP and axis == 0 and ins and ins[0] is not None:
+            v = ins[0]
+        elif n.op_type == "Transpose":
+            perm = list(n.attributes.get_ints("perm", [])) or list(reversed(range(rank)))
+            v, axis = ins[0], perm[axis]
+        elif n.op_type == "Reshape" and len(ins) > 1:
+            entries = target_entries(ins[1])
+            e = entries[axis] if entries is not None and len(entries) == rank else None
+            if isinstance(e, tuple):
+                v, axis = e[1], e[2]
+            elif e == 0 and not allowzero(n):
+                v = ins[0]
+            else:
+                return v, axis
+        elif n.op_type == "MatMul" and _rank_of(ins[0]) and _rank_of(ins[1]):
+            ra, rb = _rank_of(ins[0]), _rank_of(ins[1])
+            if axis == rank - 1 and rb >= 2:
+                v, axis = ins[1], rb - 1
+            elif axis == rank - 2 and ra >= 2:
+                v, axis = ins[0], ra - 2
+            else:
+                nxt = _broadcast_source([(ins[0], ra - 2), (ins[1], rb - 2)], rank - 2, axis, depth)
+                if nxt is None:
+                    return v, axis
+                v, axis = nxt
+        elif n.op_type in _BROADCAST:
+            nxt = _broadcast_source([(u, _rank_of(u)) for u in ins if u is not None], rank, axis, depth)
+            if nxt is None:
+                return v, axis
+            v, axis = nxt
+        else:
+            return v, axis
+    return v, axis
+
+
+def _rank_of(v: ir.Value | None) -> int | None:
+    return len(v.shape) if v is not None and v.shape is not None else None
+
+
+def _broadcast_source(operands, rank: int, axis: int, depth: int):
+    """The (operand, axis) whose size a broadcast output has on `axis` (right-aligned), if every
+    other operand is 1 there, has no such axis, or has the same origin."""
+    found = []
+    for u, r in operands:
+        if r is None:
+            return None
+        k = axis - (rank - r)
+        if k < 0 or u.shape[k] == 1:
+            continue
+        found.append((u, k))
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    origins = [dim_origin(u, k, depth) for u, k in found]
+    if all(o[0] is origins[0][0] and o[1] == origins[0][1] for o in origins):
+        return origins[0]
     return None

@@ -128,6 +128,11 @@ ROWS = {
     # the corpus' dynamo export (GroupNorm front end): the GroupNorm's closing Reshape(Shape(x))
     # is held as x (channels-last) and its Shape(start=0) recognised; the head merge's
     # Reshape to [B, 4, Shape(s)[1] // 20 - 1, 8] is proven a no-op by the frames dim's name
+    # SegFormer's TorchScript export: the sequence reduction inside each block (tokens -> image ->
+    # strided Conv2D -> tokens) is Permute-free, its flatten's batch proven by following it back
+    # (dim_origin); seven remain outside the blocks, where a stage's tokens become the next
+    # stage's image and in the decode head (the image's channel count is not known statically)
+    "segformer": (_hf_corpus("segformer", "torchscript"), [{"batch": 2}, {"batch": 3}], 7, None),
     "wav2vec2_dynamo": (_hf_corpus("wav2vec2", "dynamo"),
                         [{"batch": 2, "sequence": 1600}, {"batch": 3, "sequence": 2400}], 0, "entry"),
 }

@@ -86,3 +86,37 @@ def test_other_reshapes_are_left_alone(target, perm):
     model = _patch_embedding([], [_const("target", target)], perm=perm)
     passes.run(model, ["transpose-before-flatten"])
     assert [n.op_type for n in model.graph] == ["Conv", "Reshape", "Transpose"]
+
+
+def _segformer_reduction(conv_batch: str):
+    """SegFormer's sequence reduction: s [batch, 64, 16] -> Reshape([Shape(s)[0], 8, 8, 16])
+    -> Transpose(0,3,1,2) -> Conv(k=2, s=2) -> c [<conv_batch>, 16, 4, 4] as recorded
+    -> Reshape([Shape(s)[0], Shape(s)[2], -1]) -> Transpose(0,2,1) -> y. The batch entry is
+    read from s, not from c, whose recorded batch has another name."""
+    w = numpy_helper.from_array(seeded((16, 16, 2, 2), seed=1), "w")
+    nodes = [helper.make_node("Shape", ["s"], ["sb"], start=0, end=1),
+             helper.make_node("Shape", ["s"], ["sc"], start=2, end=3),
+             helper.make_node("Concat", ["sb", "eight_eight_16"], ["grid"], axis=0),
+             helper.make_node("Reshape", ["s", "grid"], ["g"]),
+             helper.make_node("Transpose", ["g"], ["img"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["img", "w"], ["c"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Concat", ["sb", "sc", "minus_one"], ["target"], axis=0),
+             helper.make_node("Reshape", ["c", "target"], ["r"], name="flatten"),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 1], name="to_sequence")]
+    proto = make_model(nodes, [helper.make_tensor_value_info("s", F, ["batch", 64, 16])],
+                       [helper.make_tensor_value_info("y", F, None)],
+                       [w, _const("eight_eight_16", [8, 8, 16]), _const("minus_one", [-1])])
+    proto.graph.value_info.append(helper.make_tensor_value_info("c", F, [conv_batch, 16, 4, 4]))
+    return ir.serde.deserialize_model(proto)
+
+
+def test_a_batch_read_from_the_tensor_the_image_came_from_is_proven():
+    """The conv's batch is followed back (Conv keeps axis 0, Transpose, Reshape entry Shape(s)[0])
+    to s's: the flatten is rewritten although the recorded names differ."""
+    model = _segformer_reduction("unk__7")
+    before = ir.to_proto(model)
+    passes.run(model, ["transpose-before-flatten"])
+    assert [n.op_type for n in model.graph][-2:] == ["Transpose", "Reshape"]
+    for batch in (2, 3):
+        feeds = {"s": seeded((batch, 64, 16), seed=batch)}
+        np.testing.assert_allclose(ort_run(ir.to_proto(model), feeds)[0], ort_run(before, feeds)[0], rtol=1e-6)
