@@ -62,6 +62,15 @@ def target_entries(v: ir.Value | None, depth: int = 0, arithmetic: bool = False,
             return None
         step = int(bounds[3].reshape(-1)[0]) if bounds[3] is not None else 1
         return data[slice(int(bounds[0].reshape(-1)[0]), int(bounds[1].reshape(-1)[0]), step)]
+    if n.op_type == "Where" and len(n.inputs) == 3:  # expand(..., -1, ...): Where(s == -1, 1, s)
+        cond = n.inputs[0].producer() if n.inputs[0] is not None else None
+        ones, data = const(n.inputs[1]), arg(2)
+        if cond is not None and cond.op_type == "Equal" and cond.inputs[0] is n.inputs[2] and data is not None \
+                and const(cond.inputs[1]) is not None and const(cond.inputs[1]).size in (1, len(data)) \
+                and (const(cond.inputs[1]) == -1).all() and ones is not None and ones.size in (1, len(data)) \
+                and (ones == 1).all():
+            return [1 if e == -1 else e for e in data]
+        return None
     if (arithmetic or symbolic) and n.op_type in _ARITHMETIC:
         return _elementwise(_ARITHMETIC[n.op_type], arg(0), arg(1), n.op_type if symbolic else None)
     return None
@@ -105,8 +114,7 @@ def is_dim(entry, x: ir.Value, axis: int, position: int | None = None, allowzero
         form = _dim_form(other)
         if form is not None and form == _dim_form(d):
             return True
-        a, b = dim_origin(y, k), dim_origin(x, axis)
-        return a[0] is b[0] and a[1] == b[1]
+        return same_origin(dim_origin(y, k), dim_origin(x, axis))
     if isinstance(entry, int):
         if entry == 0 and not allowzero and position is not None:
             return position % len(x.shape) == axis % len(x.shape)
@@ -287,9 +295,75 @@ def dim_origin(v: ir.Value, axis: int, depth: int = 0) -> tuple:
             if nxt is None:
                 return v, axis
             v, axis = nxt
+        elif n.op_type == "Unsqueeze" and len(ins) > 1 and const(ins[1]) is not None:
+            added = sorted(int(a) % rank for a in const(ins[1]).reshape(-1))
+            if axis in added:
+                return v, axis
+            v, axis = ins[0], axis - sum(a < axis for a in added)
+        elif n.op_type == "Gather" and _rank_of(ins[0]) and _rank_of(ins[1]) is not None:
+            g, ri = n.attributes.get_int("axis", 0) % _rank_of(ins[0]), _rank_of(ins[1])
+            v, axis = (ins[0], axis) if axis < g else (ins[1], axis - g) if axis < g + ri else (ins[0], axis - ri + 1)
+        elif n.op_type.startswith("Reduce") and ins and _rank_of(ins[0]):
+            r_in = _rank_of(ins[0])
+            axes = n.attributes.get_ints("axes", None)
+            if axes is None and len(ins) > 1 and ins[1] is not None:
+                axes = const(ins[1]).reshape(-1).tolist() if const(ins[1]) is not None else None
+            if not axes:  # every axis reduced (or axes read at run time)
+                return v, axis
+            axes = sorted(int(a) % r_in for a in axes)
+            if n.attributes.get_int("keepdims", 1):
+                if axis in axes:
+                    return v, axis
+                v = ins[0]
+            else:
+                kept = [a for a in range(r_in) if a not in axes]
+                v, axis = ins[0], kept[axis]
+        elif n.op_type in ("Range", "ConstantOfShape", "Expand"):
+            nxt = _entry_source(n, rank, axis, depth)
+            if nxt is None:
+                return v, axis
+            v, axis = nxt
         else:
             return v, axis
     return v, axis
+
+
+def same_origin(a: tuple, b: tuple) -> bool:
+    """Two origins (value, axis) that are provably the same size: one place, or named alike."""
+    return (a[0] is b[0] and a[1] == b[1]) or same_size(a[0].shape[a[1]], b[0].shape[b[1]])
+
+
+def _entry_source(n: ir.Node, rank: int, axis: int, depth: int):
+    """Where the size of axis `axis` of a Range(0, n, 1), ConstantOfShape(shape) or
+    Expand(x, shape) output comes from: a size read from a tensor that the shape entries hold
+    (for Expand, broadcast with x)."""
+    if n.op_type == "Range":
+        start, delta = const(n.inputs[0]), const(n.inputs[2])
+        limit = target_entries(n.inputs[1])
+        if start is None or delta is None or int(start.reshape(-1)[0]) != 0 or int(delta.reshape(-1)[0]) != 1 \
+                or not limit or len(limit) != 1 or not isinstance(limit[0], tuple):
+            return None
+        return dim_origin(limit[0][1], limit[0][2], depth)
+    entries = target_entries(n.inputs[0 if n.op_type == "ConstantOfShape" else 1])
+    if entries is None or len(entries) > rank:
+        return None
+    k = axis - (rank - len(entries))
+    e = entries[k] if k >= 0 else 1
+    origins = []
+    if isinstance(e, tuple):
+        origins.append(dim_origin(e[1], e[2], depth))
+    elif e != 1:
+        return None
+    if n.op_type == "Expand":
+        x, rx = n.inputs[0], _rank_of(n.inputs[0])
+        if rx is None:
+            return None
+        kx = axis - (rank - rx)
+        if kx >= 0 and x.shape[kx] != 1:
+            origins.append(dim_origin(x, kx, depth))
+    if not origins or not all(same_origin(o, origins[0]) for o in origins):
+        return None
+    return origins[0]
 
 
 def _rank_of(v: ir.Value | None) -> int | None:
@@ -312,6 +386,6 @@ def _broadcast_source(operands, rank: int, axis: int, depth: int):
     if len(found) == 1:
         return found[0]
     origins = [dim_origin(u, k, depth) for u, k in found]
-    if all(o[0] is origins[0][0] and o[1] == origins[0][1] for o in origins):
+    if all(same_origin(o, origins[0]) for o in origins):
         return origins[0]
     return None

@@ -5,6 +5,7 @@ before and after at batch 2 and 3); Reshapes that may change the shape stay."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -120,3 +121,74 @@ def test_a_size_of_another_expression_is_not_proven(name):
     model = _dynamo_head_merge(name)
     passes.run(model, ["drop-noop-reshape"])
     assert "Reshape" in [n.op_type for n in model.graph]
+
+
+def _t5_attention(bias_from_input: bool = False):
+    """T5's self-attention, its position bias computed from the length (or, with
+    `bias_from_input`, given as an input of another length name):
+
+        h [batch, seq, 8] -> Reshape([0, 0, 2, 4]) -> Transpose(0,2,1,3) -> q [B, 2, T, 4]
+        Range(0, Shape(h)[1], 1) -> Unsqueeze -> Sub (relative positions [T, T]) -> Abs -> Min(3)
+          -> Gather(table [4, 2]) -> Transpose(2,0,1) -> Unsqueeze(0) -> bias [1, 2, T, T]
+        Softmax(q @ qT + bias) @ q -> a -> Reshape([Shape(a)[0], -1, Shape(q)[2], Shape(q)[3]])
+          -> Transpose(0,2,1,3) -> Reshape([0, 0, 8]) -> y
+
+    The Reshape of a is a no-op only if a's rows are q's: followed back through the MatMul,
+    Softmax and the broadcast Add (q's rows, and the bias' rows from the Range over Shape(h)[1]).
+    """
+    nodes = [helper.make_node("Reshape", ["h", "heads"], ["hs"]),
+             helper.make_node("Transpose", ["hs"], ["q"], perm=[0, 2, 1, 3]),
+             helper.make_node("Transpose", ["q"], ["qt"], perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["q", "qt"], ["scores"]),
+             helper.make_node("Add", ["scores", "bias"], ["biased"]),
+             helper.make_node("Softmax", ["biased"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "q"], ["a"]),
+             helper.make_node("Shape", ["a"], ["sa"], start=0, end=1),
+             helper.make_node("Shape", ["q"], ["sq"], start=2, end=4),
+             helper.make_node("Concat", ["sa", "minus_one", "sq"], ["target"], axis=0),
+             helper.make_node("Reshape", ["a", "target"], ["r"], name="noop"),
+             helper.make_node("Transpose", ["r"], ["m"], perm=[0, 2, 1, 3]),
+             helper.make_node("Reshape", ["m", "merged"], ["y"])]
+    inits = [_const("heads", [0, 0, 2, 4]), _const("minus_one", [-1]), _const("merged", [0, 0, 8])]
+    inputs = [helper.make_tensor_value_info("h", F, ["batch", "seq", 8])]
+    if bias_from_input:
+        inputs.append(helper.make_tensor_value_info("bias", F, [1, 2, "other", "other"]))
+    else:
+        nodes += [helper.make_node("Shape", ["h"], ["sh"], start=1, end=2),
+                  helper.make_node("Squeeze", ["sh"], ["t"]),
+                  helper.make_node("Range", ["zero", "t", "one"], ["pos"]),
+                  helper.make_node("Unsqueeze", ["pos", "ax0"], ["row"]),
+                  helper.make_node("Unsqueeze", ["pos", "ax1"], ["col"]),
+                  helper.make_node("Sub", ["row", "col"], ["rel"]),
+                  helper.make_node("Abs", ["rel"], ["dist"]),
+                  helper.make_node("Min", ["dist", "three"], ["bucket"]),
+                  helper.make_node("Gather", ["table", "bucket"], ["tb"], axis=0),
+                  helper.make_node("Transpose", ["tb"], ["bt"], perm=[2, 0, 1]),
+                  helper.make_node("Unsqueeze", ["bt", "ax0"], ["bias"])]
+        inits += [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+                  numpy_helper.from_array(np.array(1, np.int64), "one"),
+                  numpy_helper.from_array(np.array(3, np.int64), "three"),
+                  _const("ax0", [0]), _const("ax1", [1]),
+                  numpy_helper.from_array(seeded((4, 2), seed=9), "table")]
+    proto = make_model(nodes, inputs, [helper.make_tensor_value_info("y", F, None)], inits)
+    proto = onnx.shape_inference.infer_shapes(proto)  # topological order for onnx_ir
+    return ir.serde.deserialize_model(proto)
+
+
+def test_t5_attention_output_reshape_is_proven_through_the_position_bias():
+    model = _t5_attention()
+    ir.passes.common.TopologicalSortPass()(model)
+    before = ir.to_proto(model)
+    passes.run(model, ["drop-noop-reshape", "remove-unused"])
+    assert "noop" not in [n.name for n in model.graph]
+    for batch, seq in ((2, 5), (3, 9)):
+        feeds = {"h": seeded((batch, seq, 8), seed=batch + seq)}
+        np.testing.assert_array_equal(ort_run(ir.to_proto(model), feeds)[0], ort_run(before, feeds)[0])
+
+
+def test_a_bias_of_unproven_length_keeps_the_reshape():
+    """[1, 2, other, other] broadcast against q's [B, 2, T, T]: if T were 1, the rows would be
+    `other`, not T; the Reshape stays."""
+    model = _t5_attention(bias_from_input=True)
+    passes.run(model, ["drop-noop-reshape"])
+    assert "noop" in [n.name for n in model.graph]
