@@ -45,6 +45,12 @@ def test_recorded_example_length_becomes_the_free_dim():
     out = m.graph.outputs[0]
     for v in (y, out):
         assert [d if isinstance(d, int) else d.value for d in v.shape] == ["batch", "seq", 2, 3], v.shape
+    assert not DropStaleDims()(m).modified  # idempotent
+    assert [d if isinstance(d, int) else d.value for d in x_shape(m)] == ["batch", "seq", 6]  # inputs untouched
+
+
+def x_shape(m):
+    return m.graph.inputs[0].shape
 
 
 def test_sizes_that_hold_at_every_length_are_kept():
