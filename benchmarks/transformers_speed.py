@@ -14,6 +14,7 @@ frameworks' baseline, issue 16): `irbridge.convert(src, target, out)` with its c
 fresh process (benchmarks/_measure.py); the floor loads and saves the same weights in the target.
 
     .venv/bin/python benchmarks/transformers_speed.py [--models bert,vit] [--repeats 7] [--no-readme]
+                                                      [--only conversions|speed]
 """
 
 from __future__ import annotations
@@ -189,6 +190,8 @@ def main() -> None:
     ap.add_argument("--models", default="bert,vit")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--only", choices=("conversions", "speed"),
+                    help="measure only this part (the README table is then left as it is)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     names = args.models.split(",")
@@ -198,16 +201,16 @@ def main() -> None:
         return
     for n in names:
         onnx_file(n)
-    conv = conversions(names)
+    conv = conversions(names) if args.only != "speed" else []
     speed = []
-    for target in ("torch", "keras"):  # one process per framework
+    for target in ("torch", "keras") if args.only != "conversions" else ():  # one process per framework
         out = subprocess.run([sys.executable, __file__, "--worker", target, "--models", args.models,
                               "--repeats", str(args.repeats)], check=True, stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         speed += json.loads(out.stdout.strip().splitlines()[-1])
     text = table(conv, speed)
     print(text)
-    if not args.no_readme:
+    if not args.no_readme and args.only is None:
         write_readme_section(START, END, text)
 
 
