@@ -1,5 +1,5 @@
-"""Saving a Keras export: the .keras file streams its weights (Keras's disk path for the weights
-.h5, not its in-memory one) and reloads with keras.saving.load_model, matching onnxruntime; the
+"""Saving a Keras export: the .keras file streams its weights (Keras writes the weights .h5 to
+disk, unzipped, and irbridge zips it; not through memory) and reloads with keras.saving.load_model, matching onnxruntime; the
 weights the importer maps leave memory once the Keras layers hold them; the check's Keras run
 gives exactly what calling the model gives."""
 
@@ -73,49 +73,53 @@ def test_saved_keras_file_reloads_and_matches_onnxruntime(tmp_path):
 
 
 def test_irbridge_save_streams_the_weights(tmp_path, monkeypatch):
-    """Keras is asked to write its weights .h5 to a file (H5IOStore on a path, no archive) and
-    not into the zip through memory; its own decision is back in place afterwards."""
+    """Keras writes the weights .h5 to a file (H5IOStore on a path, no zip archive to buffer it
+    for), not through memory; the .keras holds exactly the entries Keras's own writer puts in one,
+    the same config, and reloads to the same model."""
+    import zipfile
+
     from keras.src.saving import saving_lib
 
     import irbridge
-    from irbridge.exporters.keras import streamed_weights
 
     _encoder(tmp_path / "enc.onnx")
     km = irbridge.export(irbridge.normalize(irbridge.load(tmp_path / "enc.onnx")), "keras", check=False)
-    decide = saving_lib.is_memory_sufficient
-    assert decide(km), "Keras would buffer this small model in memory by itself: the test proves nothing"
+    assert saving_lib.is_memory_sufficient(km), "Keras would buffer this model in memory: the test shows it does not"
     stores = []
 
     class Spy(saving_lib.H5IOStore):
         def __init__(self, path_or_io, archive=None, mode="r"):
-            stores.append((path_or_io, archive, mode, saving_lib.is_memory_sufficient(km)))
+            stores.append((path_or_io, archive, mode))
             super().__init__(path_or_io, archive=archive, mode=mode)
 
     monkeypatch.setattr(saving_lib, "H5IOStore", Spy)
     irbridge.save(km, tmp_path / "enc.keras")
     writes = [s for s in stores if s[2] == "w"]
     assert len(writes) == 1
-    path, archive, _, in_memory = writes[0]
-    assert archive is None and isinstance(path, (str, Path)) and not in_memory
-    assert saving_lib.is_memory_sufficient is decide  # restored
-    with streamed_weights() as streaming:
-        assert streaming and saving_lib.is_memory_sufficient is not decide
-    assert saving_lib.is_memory_sufficient is decide
+    path, archive, _ = writes[0]
+    assert archive is None and isinstance(path, (str, Path))
     monkeypatch.undo()
+    assert not list(tmp_path.glob(".*irbridge-tmp-*")), "the scratch folder was left beside the output"
+    km.save(tmp_path / "by_keras.keras")  # Keras's own writer, for comparison
+    with zipfile.ZipFile(tmp_path / "enc.keras") as ours, zipfile.ZipFile(tmp_path / "by_keras.keras") as theirs:
+        assert sorted(ours.namelist()) == sorted(theirs.namelist())
+        assert ours.namelist()[:2] == ["metadata.json", "config.json"]
+        assert ours.read("config.json") == theirs.read("config.json")
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in ours.infolist())
+        assert ours.testzip() is None  # every entry's CRC right
     got = keras.saving.load_model(tmp_path / "enc.keras")
+    for a, b in zip(got.get_weights(), km.get_weights()):
+        np.testing.assert_array_equal(a, b)
     ids = _ids(2, 8, seed=3)
     np.testing.assert_array_equal(np.asarray(got(ids)), np.asarray(km(ids)))
 
 
-def test_a_failed_save_restores_keras_and_writes_nothing(tmp_path):
-    from keras.src.saving import saving_lib
-
+def test_a_failed_save_writes_nothing(tmp_path):
     import irbridge
     from irbridge.exporters.keras import save
 
     _encoder(tmp_path / "enc.onnx")
     km = irbridge.export(irbridge.normalize(irbridge.load(tmp_path / "enc.onnx")), "keras", check=False)
-    decide = saving_lib.is_memory_sufficient
     (tmp_path / "out.keras").write_bytes(b"a good file")
 
     class Broken(keras.layers.Layer):
@@ -125,20 +129,8 @@ def test_a_failed_save_restores_keras_and_writes_nothing(tmp_path):
     km.broken = Broken()  # tracked by the model: Keras saves its state too, and fails
     with pytest.raises(RuntimeError, match="disk full"):
         save(km, tmp_path / "out.keras")
-    assert saving_lib.is_memory_sufficient is decide
     assert (tmp_path / "out.keras").read_bytes() == b"a good file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["enc.onnx", "out.keras"]
-
-
-def test_a_keras_without_the_decision_saves_as_keras_does(monkeypatch):
-    """Should Keras's writer stop asking `is_memory_sufficient`, nothing is overridden."""
-    from keras.src.saving import saving_lib
-
-    from irbridge.exporters.keras import streamed_weights
-
-    monkeypatch.delattr(saving_lib, "is_memory_sufficient")
-    with streamed_weights() as streaming:
-        assert streaming is False
 
 
 def _mapped_rss(path: Path) -> int:
