@@ -125,7 +125,7 @@ def _mask(b, core):
         m = b.value_of(core.mask)
         dtype = TORCH_DTYPES[core.q.dtype]
         additive = b.create("call_function", torch.where, (m, 0.0, -math.inf), {},
-                            f"{m.name}_additive" if dtype == torch.float32 else None)
+                            f"{m.name}_additive" if dtype == torch.float32 else f"{m.name}_additive_float32")
         if dtype != torch.float32:
             additive = b.create("call_method", "to", (additive, dtype), {}, f"{m.name}_additive")
         b.masks[core.mask.name] = additive
