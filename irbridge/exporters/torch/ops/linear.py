@@ -118,7 +118,7 @@ def _attention(ctx, core):
 
 def _mask(b, core):
     """The mask as SDPA takes it: for Where(m, 0, -inf), which every layer repeats, one
-    `torch.where(m, 0.0, -inf)` (float32) that the layers share."""
+    `torch.where(m, 0.0, -inf)` (in q's dtype) that the layers share."""
     if not core.additive_of:
         return b.value_of(core.mask)
     if core.mask.name not in b.masks:
