@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import onnx  # noqa: TID251 - onnx's shape inference is the independent reading used here
 import onnx_ir as ir
-from onnx_ir.passes.common import _c_api_utils
 
 from . import register
+
+try:  # onnx_ir's reading without the large weights (private; the whole model if it moves)
+    from onnx_ir.passes.common._c_api_utils import call_onnx_api as _weightless_call
+except ImportError:  # pragma: no cover - another onnx_ir
+    def _weightless_call(func, model: ir.Model):
+        return func(ir.serde.serialize_model(model))
 
 # sizes a free input dim takes in the two concrete readings (any two distinct sizes would do;
 # multiples of 32 keep patch and stride arithmetic whole)
@@ -94,7 +99,7 @@ def _reading(model: ir.Model, free: dict[str, list[int]], size: int | None) -> d
         return onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=True)
 
     try:
-        proto = _c_api_utils.call_onnx_api(infer, model)
+        proto = _weightless_call(infer, model)
     except Exception:  # noqa: BLE001 - no reading, no evidence: every recorded size is kept
         return {}
     out = {}
