@@ -14,6 +14,7 @@ value and one scan output:
 
 from __future__ import annotations
 
+from ..builder import TORCH_DTYPES
 from ..controlflow import ControlFlow, arg_names, captures, check_tensor_types
 from ..registry import Unsupported, converter
 
@@ -24,6 +25,17 @@ def _graph(ctx, name):
 
 def _targets(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names)
+
+
+def _stacked(steps: str, out, axis: int = 0) -> str:
+    """The scan output from its per-step list; no steps gives what onnxruntime gives: an empty
+    tensor whose other dims are the body output's static sizes (0 where they are free)."""
+    if out.dtype is None or TORCH_DTYPES.get(out.dtype) is None or out.shape is None:
+        return f"torch.stack({steps}, {axis})"
+    dims = [d if isinstance(d, int) else 0 for d in out.shape]
+    dims.insert(axis % (len(dims) + 1), 0)
+    return (f"(torch.stack({steps}, {axis}) if {steps} else "
+            f"torch.zeros({tuple(dims)}, dtype={TORCH_DTYPES[out.dtype]}))")
 
 
 def _call(flow: ControlFlow, ctx, args: list, n_out: int):
@@ -81,7 +93,7 @@ def loop(ctx):
             raise Unsupported("Loop with neither a trip count nor a condition never ends")
         lines += [f"    for i in range({limit}):", f"        {outs} = {call}"]
         lines += [f"        {s}.append({t})" for s, t in zip(scans, steps)]
-    results = state + [f"torch.stack({s})" for s in scans]
+    results = state + [_stacked(s, out) for s, out in zip(scans, body.outputs[1 + n_carried:])]
     lines.append(f"    return {_targets(results)}" if results else "    return None")
     flow.forward_text = "\n".join(lines) + "\n"
     args = ([ctx.x(0)] if has_trip else []) + ([ctx.x(1)] if has_cond else [])
@@ -117,7 +129,8 @@ def scan(ctx):
     slices = [f"{x}.select({a}, {'-1 - t' if d else 't'})" for x, a, d in zip(xs, in_axes, in_dirs)]
     lines.append(f"        {_targets(state + steps)} = self.body({', '.join(state + slices + caps)})")
     lines += [f"        {y}.append({s})" for y, s in zip(ys, steps)]
-    results = state + [f"torch.stack({y}{'[::-1]' if d else ''}, {a})" for y, a, d in zip(ys, out_axes, out_dirs)]
+    results = state + [_stacked(f"{y}[::-1]" if d else y, out, a)
+                       for y, a, d, out in zip(ys, out_axes, out_dirs, body.outputs[n_state:])]
     lines.append(f"    return {_targets(results)}")
     flow.forward_text = "\n".join(lines) + "\n"
     args = [ctx.x(k) for k in range(ctx.num_inputs)] + [ctx.builder.value_of(v) for v in captured]
