@@ -5,6 +5,7 @@ gives exactly what calling the model gives."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -103,10 +104,21 @@ def test_irbridge_save_streams_the_weights(tmp_path, monkeypatch):
     km.save(tmp_path / "by_keras.keras")  # Keras's own writer, for comparison
     with zipfile.ZipFile(tmp_path / "enc.keras") as ours, zipfile.ZipFile(tmp_path / "by_keras.keras") as theirs:
         assert sorted(ours.namelist()) == sorted(theirs.namelist())
-        assert ours.namelist()[:2] == ["metadata.json", "config.json"]
         assert ours.read("config.json") == theirs.read("config.json")
         assert all(i.compress_type == zipfile.ZIP_STORED for i in ours.infolist())
         assert ours.testzip() is None  # every entry's CRC right
+        # written once: the zip was made around Keras's .h5 file, its data right after a
+        # 512-byte local header (the HDF5 user block), and it reads as a complete .h5
+        weights = ours.getinfo("model.weights.h5")
+        assert weights.header_offset == 0 and ours.namelist()[-2:] == ["metadata.json", "config.json"]
+        with open(tmp_path / "enc.keras", "rb") as f:
+            assert f.read(520)[512:] == b"\x89HDF\r\n\x1a\n"
+        import io
+
+        import h5py
+
+        with h5py.File(io.BytesIO(ours.read("model.weights.h5")), "r") as h5:
+            assert len(h5.keys()) > 0
     got = keras.saving.load_model(tmp_path / "enc.keras")
     for a, b in zip(got.get_weights(), km.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -213,3 +225,33 @@ def test_the_checks_keras_run_equals_calling_the_model(tmp_path):
     single = keras.Model(a, keras.layers.Dense(4, name="only")(a))
     x = seeded((3, 5, 8), seed=3)
     np.testing.assert_array_equal(np.asarray(call_freeing(single, x)), np.asarray(single(x, training=False)))
+
+
+@pytest.mark.parametrize("room", [True, False], ids=["in_place", "copied"])
+def test_pack_with_and_without_the_room(tmp_path, room):
+    """keras_zip.pack makes the zip around the .h5 where Keras created it with the user block,
+    and copies it into a new zip (Keras's entry order) where it did not; both reload equal.
+    h5py.File is h5py's own class again after the save."""
+    import zipfile
+
+    import h5py
+
+    import irbridge
+    from irbridge.exporters.keras import keras_zip
+
+    _encoder(tmp_path / "enc.onnx")
+    km = irbridge.export(irbridge.normalize(irbridge.load(tmp_path / "enc.onnx")), "keras", check=False)
+    folder, out = tmp_path / "model", tmp_path / "out.keras"
+    original = h5py.File
+    with keras_zip.room_for_the_header(folder / keras_zip.WEIGHTS) if room else contextlib.nullcontext():
+        km.save(folder, zipped=False)
+    assert h5py.File is original
+    keras_zip.pack(folder, out)
+    assert (folder / keras_zip.WEIGHTS).exists() != room  # moved into place, or copied from
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None
+        first = zf.namelist()[0]
+    assert first == (keras_zip.WEIGHTS if room else "metadata.json")
+    got = keras.saving.load_model(out)
+    for a, b in zip(got.get_weights(), km.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -12,7 +12,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter is not the user's business
 import contextlib  # noqa: E402
 import shutil  # noqa: E402
-import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import onnx_ir as ir  # noqa: E402
@@ -69,13 +68,16 @@ def _mapped_pages_dropped_as_copied(values):
 def save(km, path: str | os.PathLike) -> Path:
     """Save as a .keras file, atomically (keras insists the name ends in .keras).
 
-    The weights stream to disk: Keras writes the model unzipped (`save(..., zipped=False)`:
-    config.json, metadata.json and the weights .h5 written by h5py straight to a file) into a
-    scratch folder beside the output, and `zip_keras_folder` packs those files into the .keras
-    zip in 8 MB pieces. Keras's own .keras writer would build the whole weights .h5 in memory
-    first and copy it into the zip (twice the weights: BERT-base +430 MB); its fallback for low
-    memory streams, but in 8 KB pieces (slower). The file is the same standard .keras.
+    The weights go to disk once, never through memory: Keras writes the model unzipped
+    (`save(..., zipped=False)`: config.json, metadata.json and the weights .h5 written by h5py
+    straight to a file) into a scratch folder beside the output, and `keras_zip.pack` makes the
+    .keras zip around the .h5 in place. Keras's own .keras writer would build the whole weights
+    .h5 in memory first and copy it into the zip (twice the weights: BERT-base +430 MB); its
+    fallback for low memory streams, but in 8 KB pieces, and writes the weights twice. The file
+    is a standard .keras (its entries in another order).
     """
+    from .keras_zip import WEIGHTS, pack, room_for_the_header
+
     path = Path(path)
     if path.suffix != ".keras":
         from ...errors import InputError
@@ -86,33 +88,18 @@ def save(km, path: str | os.PathLike) -> Path:
         try:
             folder = scratch / "model"
             try:
-                km.save(folder, zipped=False)
+                with room_for_the_header(folder / WEIGHTS):
+                    km.save(folder, zipped=False)
             except TypeError as e:  # a Keras without `zipped`: its own writer, as it decides
                 if "zipped" not in str(e):
                     raise
                 km.save(scratch / path.name)
                 shutil.move(scratch / path.name, tmp)
             else:
-                zip_keras_folder(folder, tmp)
+                pack(folder, tmp)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return path
-
-
-_FIRST = {"metadata.json": 0, "config.json": 1}  # Keras's own order; the weights and assets follow
-_PIECE = 8 << 20
-
-
-def zip_keras_folder(folder: Path, out: Path) -> None:
-    """Pack a model Keras saved unzipped into the .keras zip Keras itself writes: the same
-    entries (metadata.json, config.json, model.weights.h5, assets/...), stored uncompressed."""
-    files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
-    files.sort(key=lambda entry: (_FIRST.get(entry[0], 2), entry[0]))
-    with open(out, "wb") as f, zipfile.ZipFile(f, "w") as zf:
-        for name, file in files:
-            entry = zipfile.ZipInfo.from_file(file, name)
-            with open(file, "rb") as src, zf.open(entry, "w") as dst:
-                shutil.copyfileobj(src, dst, _PIECE)
 
 
 def info(km) -> dict | None:
