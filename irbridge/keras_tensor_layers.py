@@ -44,12 +44,13 @@ def _bound(v):
     return ops.cast(ops.clip(v, -_INT_MAX, _INT_MAX), "int32")  # TF slices take int32 bounds
 
 
-def _slice(x, starts, ends, axes=None, steps=None, perm=None):
+def _slice(x, starts, ends, axes=None, steps=None, perm=None, count=None):
     """ONNX Slice; with `perm`, x holds the value transposed by perm and the ONNX axes are
-    cut where perm holds them (the output held in perm too)."""
+    cut where perm holds them (the output held in perm too). `count`: how many axes are cut,
+    where neither the axes nor the starts tell before run time."""
     x = ops.convert_to_tensor(x)
     rank = len(x.shape)
-    n = int(starts.shape[0])
+    n = count if count is not None else len(np.asarray(axes).reshape(-1)) if axes is not None else int(starts.shape[0])
     axes = list(range(n)) if axes is None else [int(a) % rank for a in np.asarray(axes).reshape(-1)]
     if perm is not None:
         axes = [list(perm).index(a) for a in axes]
