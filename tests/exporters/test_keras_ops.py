@@ -243,3 +243,20 @@ def test_torch_group_norm_pattern_is_one_group_normalization(groups, channels, s
         feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 3) + (size,) * spatial).astype(np.float32)}
         assert_close(run.run(feeds)["y"], ort_run(model, feeds)[0])
 
+
+
+@pytest.mark.parametrize("op", ["Reshape", "ReduceSum", "Tile"])
+def test_run_time_parameters_are_refused_by_name(op):
+    """An integer operand that sets a layer's form (a Reshape's shape, a reduction's axes, Tile's
+    repeats) computed at run time is named in the refusal, with what to do."""
+    import irbridge
+    from irbridge.errors import UnsupportedError
+
+    nodes = [helper.make_node(op, ["x", "p"], ["y"], name="the_node")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 6]),
+              helper.make_tensor_value_info("p", TensorProto.INT64, [None])]
+    model = make_model(nodes, inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(UnsupportedError) as err:
+        irbridge.export(irbridge.normalize(irbridge.load(model)), "keras", check=False)
+    assert "the_node" in err.value.message and "its input 1 'p' is computed at run time" in err.value.message
+    assert "fold it into the source graph" in err.value.message

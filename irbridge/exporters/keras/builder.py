@@ -16,6 +16,7 @@ import onnx_ir as ir
 from ... import progress, provenance
 from ...errors import UnsupportedError
 from ...passes.assign_nhwc import physical_perm
+from .given_weights import GivenWeights, build_failure, initializer_defaults
 from .graph_reading import (  # noqa: F401 - converters import them here
     find_dense_nd,
     keeps_batch,
@@ -138,14 +139,14 @@ class KerasContext:
         for weights in another order or shape, `set_weights` sets them after all.
         """
         name = self.b.fresh(provenance.source_of(self.node) + name_suffix)
-        defaults = _initializer_defaults(cls, kwargs) if weights is not None else {}
+        defaults = initializer_defaults(cls, kwargs) if weights is not None else {}
         out_dtype = self.dtype_name(self.node.outputs[0])
         if "dtype" not in kwargs and out_dtype in _FLOATS and out_dtype != "float32":
             kwargs["dtype"] = out_dtype  # a float16 model computes in float16, as in ONNX
         wdtype = kwargs.get("dtype", "float32") if isinstance(kwargs.get("dtype", "float32"), str) else "float32"
         arrays = [np.asarray(w, dtype=wdtype if np.asarray(w).dtype.kind == "f" else None)
                   for w in weights] if weights is not None else []
-        given = _GivenWeights(arrays)
+        given = GivenWeights(arrays)
         layer = cls(name=name, trainable=self.b.trainable, **kwargs, **{k: given for k in defaults})
         out = layer(inputs[0] if len(inputs) == 1 else list(inputs))
         if weights is not None:
@@ -207,36 +208,6 @@ class KerasContext:
         if consts:
             layer.set_weights(consts)
         return out
-
-
-class _GivenWeights:
-    """An initializer that returns the given arrays in turn (zeros once they do not fit)."""
-
-    def __init__(self, arrays):
-        self.arrays, self.next, self.fitted = arrays, 0, True
-
-    def __call__(self, shape, dtype=None):
-        if self.next < len(self.arrays) and tuple(self.arrays[self.next].shape) == tuple(shape):
-            self.next += 1
-            a = self.arrays[self.next - 1]
-            return a if dtype is None else a.astype(str(getattr(dtype, "name", dtype)), copy=False)
-        self.fitted = False
-        return np.zeros(shape, dtype="float32" if dtype is None else str(getattr(dtype, "name", dtype)))
-
-    def all_used(self, count: int) -> bool:
-        return self.fitted and self.next == len(self.arrays) == count
-
-
-def _initializer_defaults(cls, kwargs) -> dict:
-    """{`*_initializer` argument of cls not given in kwargs: its default}."""
-    import inspect
-
-    try:
-        params = inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {k: p.default for k, p in params.items()
-            if k.endswith("_initializer") and k not in kwargs and p.default is not inspect.Parameter.empty}
 
 
 class KerasBuilder:
@@ -385,7 +356,7 @@ def build(model: ir.Model, keep_nchw_io: bool = False, trainable: bool = True):
             except (ValueError, TypeError, NotImplementedError) as e:
                 # Keras refused the layer while building it (e.g. keras.ops given a run-time value
                 # where it needs a constant): this node cannot be converted; say why, go on
-                why = f"Keras cannot build it: {_first_line(e)}"
+                why = build_failure(KerasContext(b, node), e, _first_line(e))
         problems.append((node, why))
     if problems:
         lines = [f"{len(problems)} node(s) cannot be converted to Keras:"]
