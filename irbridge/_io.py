@@ -116,7 +116,7 @@ def release_mapped(values) -> None:
     """Unmap the files behind external (memory-mapped) weights among `values` (onnx_ir Values):
     their pages leave this process's memory, and are mapped again if the weight is read again.
     A mapping that an array still views stays mapped (until that array is gone), but its pages
-    are dropped all the same (`drop_mapped_pages`)."""
+    are dropped all the same (madvise)."""
     import onnx_ir as ir
 
     for v in values:
@@ -127,19 +127,6 @@ def release_mapped(values) -> None:
                 tensor.release()
             except BufferError:  # an array still views the mapping: drop its pages, keep it
                 _drop_pages(raw)
-
-
-def drop_mapped_pages(tensors) -> None:
-    """Take the pages of the files behind loaded external weights (onnx_ir ExternalTensors
-    among `tensors`) out of this process's memory, keeping the mappings: arrays viewing them
-    stay valid and read the file (or the page cache) again if they are read again. For a
-    weight that has just been copied (into a framework's variable) while views of it still
-    exist, where `release_mapped` cannot unmap it yet."""
-    import onnx_ir as ir
-
-    for tensor in tensors:
-        if isinstance(tensor, ir.ExternalTensor):
-            _drop_pages(tensor.raw)
 
 
 def _drop_pages(raw) -> None:

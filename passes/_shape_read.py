@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import onnx_ir as ir
 
@@ -97,6 +99,15 @@ def _elementwise(f, x: list | None, y: list | None, op: str | None = None) -> li
             for p, q in zip(x, y)]
 
 
+def is_whole_shape(n: ir.Node | None, x: ir.Value) -> bool:
+    """Whether `n` is Shape(x) over every axis (start 0, end absent or past the rank; the
+    dynamo exporter writes start=0 explicitly)."""
+    if n is None or n.op_type != "Shape" or n.domain or n.inputs[0] is not x or x.shape is None:
+        return False
+    rank = len(x.shape)
+    return n.attributes.get_int("start", 0) == 0 and n.attributes.get_int("end", rank) >= rank
+
+
 def is_dim(entry, x: ir.Value, axis: int, position: int | None = None, allowzero: bool = False) -> bool:
     """Whether a target entry provably is x's size on `axis`: read from x (or an equal static
     size), or a 0 at the same position of a Reshape of x (copy, unless allowzero)."""
@@ -166,8 +177,6 @@ def _dim_form(d) -> dict | None:
     name = getattr(d, "value", None)
     if not name:
         return None
-    import ast
-
     try:
         return _parsed(ast.parse(str(name), mode="eval").body) or {("sym", str(name)): 1}
     except (SyntaxError, ValueError, RecursionError):
@@ -175,8 +184,6 @@ def _dim_form(d) -> dict | None:
 
 
 def _parsed(node) -> dict | None:
-    import ast
-
     if isinstance(node, ast.Name):
         return {("sym", node.id): 1}
     if isinstance(node, ast.Constant) and type(node.value) is int:

@@ -7,6 +7,7 @@ import onnx_ir as ir
 from irbridge.provenance import copy_provenance
 
 from . import register
+from ._shape_read import is_whole_shape
 from ._weights import const, flattened_dense, reorder_dense_inputs
 from .cancel_transposes import BINARY_ELEMENTWISE, REDUCE, UNARY
 
@@ -175,14 +176,10 @@ def _group_norm_x(back: ir.Node) -> ir.Value | None:
         return None
     front = norm.inputs[0].producer()
     shape = back.inputs[1].producer() if back.inputs[1] is not None else None
-    if front is None or front.op_type != "Reshape" or shape is None or shape.op_type != "Shape":
+    if front is None or front.op_type != "Reshape":
         return None
     x = front.inputs[0]
-    rank = _rank(x)
-    if shape.inputs[0] is not x or not rank or shape.attributes.get_int("start", 0) != 0 \
-            or shape.attributes.get_int("end", rank) < rank:
-        return None
-    return x
+    return x if is_whole_shape(shape, x) else None
 
 
 def _rank(v: ir.Value) -> int | None:

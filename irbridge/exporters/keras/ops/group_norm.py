@@ -7,6 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ....passes._shape_read import is_whole_shape
 from ..builder import Held, fuser
 from ..registry import Unsupported, converter
 from .norm import _only_reader, _other
@@ -97,9 +98,7 @@ def find_group_norms(b, graph) -> None:
         if scale is None or bias is None or back is None or back.inputs[0] is not norm.outputs[0]:
             continue
         shape_src = back.inputs[1].producer() if back.inputs[1] is not None else None
-        # the whole shape of x (the dynamo exporter writes start=0 explicitly)
-        same = shape_src is not None and shape_src.op_type == "Shape" and shape_src.inputs[0] is x and \
-            shape_src.attributes.get_int("start", 0) == 0 and shape_src.attributes.get_int("end", rank) >= rank
+        same = is_whole_shape(shape_src, x)
         if not same:
             c = back.inputs[1].const_value if back.inputs[1] is not None else None
             same = c is not None and all(isinstance(d, int) for d in x.shape) and \

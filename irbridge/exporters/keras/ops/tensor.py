@@ -205,14 +205,15 @@ def slice_(ctx):
     constant): a channels-last Conv1D output loses its last step without a Permute. The cut
     axes and steps must be known before run time (starts and ends may come at run time)."""
     runtime = [name for i, name in ((3, "axes"), (4, "steps")) if ctx.has_input(i) and ctx.const(i) is None]
-    if not ctx.has_input(3) and ctx.const(1) is None and (ctx.node.inputs[1].shape is None
-                                                            or not isinstance(ctx.node.inputs[1].shape[0], int)):
-        runtime.append("the number of starts")
+    attrs = {}
+    if not ctx.has_input(3) and ctx.const(1) is None:  # the run-time starts' length: Keras may not know it
+        count = ctx.shape(1)[0] if ctx.shape(1) else None
+        if count is None:
+            runtime.append("the number of starts")
+        attrs["count"] = count
     if runtime:
         raise Unsupported(f"Slice with {' and '.join(runtime)} given at run time: a Keras slice needs the axes it "
                           "cuts and its steps fixed; make them constants in the source graph")
-    count = ctx.node.inputs[1].shape[0] if ctx.const(1) is None and not ctx.has_input(3) else None
-    attrs = {"count": int(count)} if count is not None else {}  # a run-time tensor's length Keras may not know
     perm = ctx.perm_out(0)
     if perm == ident(len(perm)):
         return op(ctx, "slice", attrs or None)

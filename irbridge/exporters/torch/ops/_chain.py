@@ -19,3 +19,11 @@ def scalar(v: ir.Value | None) -> float | None:
         return None
     a = v.const_value.numpy()
     return float(a.reshape(-1)[0]) if a.size == 1 and a.dtype.kind == "f" else None
+
+
+def stand_in(b, nodes: list[ir.Node], y) -> None:
+    """Mark `nodes` done (their work is in the torch value `y`) and make `y` the last one's output."""
+    b.done.update(nodes)
+    out = nodes[-1].outputs[0].name
+    b.env[out] = y
+    b.values[out] = y.name

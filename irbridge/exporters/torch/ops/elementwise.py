@@ -11,6 +11,7 @@ from torch import nn
 from .. import runtime
 from ..registry import converter
 from . import gelu_chain, shapes
+from ._chain import stand_in
 
 _BINARY = {
     "Add": operator.add,
@@ -79,9 +80,7 @@ def gelu(ctx):
         return None
     x, rest = found
     y = ctx.call_module(nn.GELU, ctx.builder.value_of(x))
-    ctx.builder.done.update(rest)
-    ctx.builder.env[rest[-1].outputs[0].name] = y
-    ctx.builder.values[rest[-1].outputs[0].name] = y.name
+    stand_in(ctx.builder, rest, y)
     return y
 
 

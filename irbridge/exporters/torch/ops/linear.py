@@ -16,6 +16,7 @@ from .. import hierarchy
 from ..builder import TORCH_DTYPES
 from ..registry import converter
 from . import sdpa_chain
+from ._chain import only_reader, stand_in
 
 
 @converter("Gemm")
@@ -59,9 +60,7 @@ def matmul(ctx):
         y = ctx.call_module(nn.Linear, ctx.x(0), params=params, in_features=w.shape[0], out_features=w.shape[1],
                             bias=bias is not None)
         if add is not None:
-            ctx.builder.done.add(add)
-            ctx.builder.env[add.outputs[0].name] = y
-            ctx.builder.values[add.outputs[0].name] = y.name
+            stand_in(ctx.builder, [add], y)
         return y
     if ctx.node in ctx.builder.pending:  # the end of an attention core found at its first MatMul
         return _attention(ctx, ctx.builder.pending.pop(ctx.node))
@@ -150,13 +149,11 @@ def _bias_add(ctx, w):
     """(the Add, its bias vector) when the MatMul's only reader adds a constant vector of the
     output size in the weight's dtype; (None, None) otherwise."""
     y = ctx.node.outputs[0]
-    uses = list(y.uses())
-    if len(uses) != 1 or y.is_graph_output():
+    found = only_reader(y, "Add")
+    if found is None or len(found[0].inputs) != 2:
         return None, None
-    add = uses[0][0]
-    if add.op_type != "Add" or add.domain or len(add.inputs) != 2:
-        return None, None
-    other = add.inputs[1 - uses[0][1]]
+    add, index = found
+    other = add.inputs[1 - index]
     c = other.const_value.numpy() if other is not None and other.const_value is not None else None
     if c is None or c.dtype != w.dtype or c.size != w.shape[1] or c.shape[-1:] != (w.shape[1],) \
             or add.outputs[0].shape is None or y.shape is None or len(add.outputs[0].shape) != len(y.shape):
